@@ -1,0 +1,112 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+/// One set of Swift settings for every target: Swift 6 mode, explicit existentials,
+/// and imports that are visible only where a file asks for them.
+let swiftSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "cofre",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "cofre", targets: ["cofre"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        // The only door to the system OpenSSL. Nothing but CofreCrypto imports it.
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        .target(
+            name: "CofreCrypto",
+            dependencies: ["COpenSSL"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "CofreCore",
+            dependencies: [
+                "CofreCrypto",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "CofreSQLite",
+            dependencies: [
+                "CofreCore",
+                "CofreCrypto",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "CofreHTTP",
+            dependencies: [
+                "CofreCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "CofreCLI",
+            dependencies: [
+                "CofreCore",
+                "CofreCrypto",
+                "CofreSQLite",
+                "CofreHTTP",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "cofre",
+            dependencies: ["CofreCLI"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "CofreCryptoTests",
+            dependencies: ["CofreCrypto"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "CofreCoreTests",
+            dependencies: ["CofreCore", "CofreCrypto", "CofreSQLite"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "CofreHTTPTests",
+            dependencies: [
+                "CofreHTTP", "CofreCore", "CofreCrypto", "CofreSQLite",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "CofreCLITests",
+            dependencies: ["CofreCore"],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

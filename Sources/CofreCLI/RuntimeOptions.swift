@@ -1,0 +1,76 @@
+public import ArgumentParser
+import CofreCore
+import Foundation
+import Yams
+
+/// The options every host-side command shares (`serve`, `service`, `keys`): where the policy, the
+/// data store, the key store and the key ring are. Each resolves as flag, then `COFRE_*`
+/// environment variable, then `--config` file, then the development default.
+public struct RuntimeOptions: ParsableArguments {
+    @Option(help: "YAML file with any of: policy, database, key_store, keys, host, port.")
+    var config: String?
+    @Option(help: "Policy file (COFRE_POLICY). Default: ./deploy/policy.example.yaml")
+    var policy: String?
+    @Option(help: "sqlite:PATH (COFRE_DATABASE). Default: sqlite:./data/cofre.sqlite")
+    var database: String?
+    @Option(name: .customLong("key-store"), help: "sqlite:PATH for data keys (COFRE_KEY_STORE). Default: sqlite:<keys>/datakeys.sqlite")
+    var keyStore: String?
+    @Option(help: "Key ring directory (COFRE_KEYS). Default: ./keys")
+    var keys: String?
+
+    public init() {}
+
+    static let configKeys: Set<String> = ["policy", "database", "key_store", "keys", "host", "port", "log_level"]
+
+    /// Reads the `--config` file (or `COFRE_CONFIG`), refusing unknown keys.
+    func configFile() throws -> [String: String] {
+        guard let path = config ?? env("COFRE_CONFIG") else { return [:] }
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw CLIError("cannot read config file '\(path)'")
+        }
+        let node: Node?
+        do { node = try Yams.compose(yaml: text) } catch { throw CLIError("config file '\(path)' is not valid YAML") }
+        guard let mapping = node?.mapping else { throw CLIError("config file '\(path)' must be a mapping") }
+        var out: [String: String] = [:]
+        for (k, v) in mapping {
+            guard let key = k.string, Self.configKeys.contains(key) else {
+                throw CLIError("config file '\(path)': unknown key '\(k.string ?? "?")'; expected one of \(Self.configKeys.sorted().joined(separator: ", "))")
+            }
+            guard let value = v.scalar?.string else { throw CLIError("config file '\(path)': '\(key)' must be a scalar") }
+            out[key] = value
+        }
+        return out
+    }
+
+    func env(_ name: String) -> String? {
+        ProcessInfo.processInfo.environment[name].flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    /// The resolved settings.
+    struct Resolved {
+        var policy: String
+        var database: String
+        var keyStore: String
+        var keys: String
+        var file: [String: String]
+        var production: Bool
+    }
+
+    func resolve() throws -> Resolved {
+        let file = try configFile()
+        let keys = self.keys ?? env("COFRE_KEYS") ?? file["keys"] ?? "./keys"
+        return Resolved(
+            policy: policy ?? env("COFRE_POLICY") ?? file["policy"] ?? "./deploy/policy.example.yaml",
+            database: database ?? env("COFRE_DATABASE") ?? file["database"] ?? "sqlite:./data/cofre.sqlite",
+            keyStore: keyStore ?? env("COFRE_KEY_STORE") ?? file["key_store"] ?? "sqlite:\((keys as NSString).appendingPathComponent("datakeys.sqlite"))",
+            keys: keys,
+            file: file,
+            production: env("COFRE_ENV") == "production")
+    }
+}
+
+/// A command-line failure with a message meant for a person.
+public struct CLIError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,40 @@
+import ArgumentParser
+import CofreCore
+import CofreHTTP
+import Foundation
+import Hummingbird
+import Logging
+
+/// `cofre serve`: runs the HTTP API until SIGTERM or SIGINT, then drains and stops.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run the vault's HTTP API.")
+
+    @OptionGroup var options: RuntimeOptions
+    @Option(help: "Listen address (COFRE_HOST). Default: 127.0.0.1") var host: String?
+    @Option(help: "Listen port (COFRE_PORT). Default: 8200") var port: Int?
+
+    func run() async throws {
+        let resolved = try options.resolve()
+        let logger = Logging.make("cofre", level: options.env("COFRE_LOG_LEVEL") ?? resolved.file["log_level"])
+        let host = self.host ?? options.env("COFRE_HOST") ?? resolved.file["host"] ?? "127.0.0.1"
+        let portText = port.map(String.init) ?? options.env("COFRE_PORT") ?? resolved.file["port"] ?? "8200"
+        guard let port = Int(portText), (0...65535).contains(port) else { throw CLIError("port must be 0 to 65535") }
+        let vault = try await Bootstrap.openVault(resolved, logger: logger)
+        logger.info("cofre starting", metadata: [
+            "host": "\(host)", "port": "\(port)", "policy": "\(resolved.policy)",
+            "services": "\(vault.policy.services.count)", "purposes": "\(vault.policy.purposes.count)",
+        ])
+        let app = buildApplication(vault: vault, settings: HTTPSettings(host: host, port: port), logger: logger)
+        try await app.runService()
+        logger.info("cofre stopped")
+    }
+}
+
+enum Logging {
+    /// Logs go to standard error with their metadata; the level comes from COFRE_LOG_LEVEL (default info).
+    static func make(_ label: String, level: String?) -> Logger {
+        var logger = Logger(label: label) { StreamLogHandler.standardError(label: $0) }
+        logger.logLevel = level.flatMap(Logger.Level.init(rawValue:)) ?? .info
+        return logger
+    }
+}

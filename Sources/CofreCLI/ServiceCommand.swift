@@ -1,0 +1,78 @@
+import ArgumentParser
+import CofreCore
+import Foundation
+import Logging
+
+/// `cofre service issue|revoke|list`: the operator manages service keys on the vault's host.
+struct ServiceCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "service", abstract: "Issue, revoke and list service keys (operator, on the vault's host).",
+        subcommands: [Issue.self, Revoke.self, List.self])
+
+    struct Issue: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Issue a key for a service of the policy; prints it once.")
+        @OptionGroup var options: RuntimeOptions
+        @Argument(help: "A name under 'services' in the policy.") var name: String
+        @Flag(help: "Print {\"service\":…,\"key\":…}.") var json = false
+
+        func run() async throws {
+            let vault = try await Bootstrap.openVault(options.resolve(), logger: Logging.make("cofre", level: "warning"))
+            let key = try await vault.issueServiceKey(service: name)
+            if json {
+                print(try jsonLine(["service": name, "key": key]))
+            } else {
+                print("Issued a key for service '\(name)'. It is shown only this once; only its hash is stored:")
+                print(key)
+            }
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Revoke every key of a service.")
+        @OptionGroup var options: RuntimeOptions
+        @Argument var name: String
+        @Flag var json = false
+
+        func run() async throws {
+            let vault = try await Bootstrap.openVault(options.resolve(), logger: Logging.make("cofre", level: "warning"))
+            guard vault.policy.services[name] != nil else { throw CLIError("'\(name)' is not a service in the policy") }
+            let n = try await vault.revokeServiceKeys(service: name)
+            if json {
+                print(try jsonLine(["service": name, "revoked": n]))
+            } else {
+                print("Revoked \(n) key(s) of service '\(name)'.")
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the policy's services and their keys.")
+        @OptionGroup var options: RuntimeOptions
+        @Flag var json = false
+
+        func run() async throws {
+            let vault = try await Bootstrap.openVault(options.resolve(), logger: Logging.make("cofre", level: "warning"))
+            let rows = try await vault.serviceStatuses()
+            if json {
+                let enc = JSONEncoder()
+                enc.outputFormatting = [.sortedKeys]
+                enc.dateEncodingStrategy = .iso8601
+                enc.keyEncodingStrategy = .convertToSnakeCase
+                print(String(decoding: try enc.encode(rows), as: UTF8.self))
+                return
+            }
+            let fmt = ISO8601DateFormatter()
+            print(pad("SERVICE", 16) + pad("ROLE", 10) + pad("ACTIVE", 8) + pad("REVOKED", 9) + "LAST ISSUED")
+            for r in rows {
+                print(pad(r.service, 16) + pad(r.role, 10) + pad("\(r.activeKeys)", 8) + pad("\(r.revokedKeys)", 9)
+                      + (r.lastIssued.map(fmt.string(from:)) ?? "-"))
+            }
+        }
+    }
+}
+
+func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s + " " : s + String(repeating: " ", count: n - s.count) }
+
+func jsonLine(_ object: [String: any Sendable]) throws -> String {
+    String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self)
+}

@@ -1,0 +1,47 @@
+public import Foundation
+
+/// Names one data key: per subject, per key group (a field, or a system key), per generation.
+public struct DataKeyID: Hashable, Sendable, CustomStringConvertible {
+    public let subject: String
+    public let group: String
+    public let generation: Int
+
+    public init(subject: String, group: String, generation: Int) {
+        self.subject = subject
+        self.group = group
+        self.generation = generation
+    }
+
+    public var description: String { "\(subject)/\(group)/\(generation)" }
+
+    /// The subject id under which the vault's own keys (blind index, audit chain) are kept.
+    public static let systemSubject = "_system"
+}
+
+/// A data key as stored: only ever wrapped under a KEK version.
+public struct WrappedDataKey: Sendable, Equatable {
+    public let id: DataKeyID
+    public let kekVersion: UInt32
+    public let wrapped: [UInt8]
+    public let createdAt: Date
+
+    public init(id: DataKeyID, kekVersion: UInt32, wrapped: [UInt8], createdAt: Date) {
+        self.id = id
+        self.kekVersion = kekVersion
+        self.wrapped = wrapped
+        self.createdAt = createdAt
+    }
+}
+
+/// The key store, kept apart from the data store so that destroying a key here makes every
+/// copy of its ciphertexts, backups included, undecryptable (CONTRACT §7).
+public protocol DataKeyStore: Sendable {
+    func migrate() async throws
+    func insert(_ keys: [WrappedDataKey]) async throws
+    func fetch(_ ids: [DataKeyID]) async throws -> [DataKeyID: WrappedDataKey]
+    /// Destroys keys for good; destroying a missing key is not an error.
+    func destroy(_ ids: [DataKeyID]) async throws
+    /// How many data keys each KEK version still wraps.
+    func countByKEKVersion() async throws -> [UInt32: Int]
+    func checkHealth() async throws
+}

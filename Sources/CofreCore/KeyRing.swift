@@ -1,0 +1,100 @@
+public import CofreCrypto
+public import Foundation
+public import Logging
+
+/// The versioned key-encryption keys (KEKs). The highest version is primary and wraps every new data key.
+public struct KeyRing: Sendable {
+    public let keys: [UInt32: SymmetricKey]
+    public let createdAt: [UInt32: Date]
+
+    public init(keys: [UInt32: SymmetricKey], createdAt: [UInt32: Date] = [:]) throws(VaultError) {
+        guard !keys.isEmpty else { throw VaultError(.unavailable, .unavailable, "the key ring holds no key-encryption key") }
+        self.keys = keys
+        self.createdAt = createdAt
+    }
+
+    public var primaryVersion: UInt32 { keys.keys.max()! }
+    public var versions: [UInt32] { keys.keys.sorted() }
+    public func key(version: UInt32) -> SymmetricKey? { keys[version] }
+}
+
+/// Why the key ring could not be loaded. Says what to fix, never what a key is.
+public struct KeyRingError: Error, Sendable, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Loads the key ring from a directory of `kek-v<N>.key` files (base64 of 32 bytes, mode 0600).
+public enum KeyRingDirectory {
+    static let prefix = "kek-v"
+    static let suffix = ".key"
+
+    /// Loads the ring; when none exists and `allowCreate` is set (development), creates `kek-v1.key`.
+    public static func load(directory: String, allowCreate: Bool, logger: Logger) throws -> KeyRing {
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        if !fm.fileExists(atPath: directory, isDirectory: &isDir) {
+            guard allowCreate else {
+                throw KeyRingError("key ring directory '\(directory)' does not exist; in production supply the key-encryption key from the platform's secret store")
+            }
+            try fm.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        } else if !isDir.boolValue {
+            throw KeyRingError("key ring path '\(directory)' is not a directory")
+        }
+        var ring = try read(directory: directory)
+        if ring.isEmpty {
+            guard allowCreate else {
+                throw KeyRingError("no key-encryption key (kek-v<N>.key) in '\(directory)'; refusing to create one because COFRE_ENV=production")
+            }
+            logger.warning(
+                "DEVELOPMENT KEY RING CREATED: a new key-encryption key was written to the key directory. Never use it in production; set COFRE_ENV=production to forbid this.",
+                metadata: ["directory": "\(directory)"])
+            try write(SymmetricKey.generate(), version: 1, directory: directory)
+            ring = try read(directory: directory)
+        }
+        var keys: [UInt32: SymmetricKey] = [:]
+        var dates: [UInt32: Date] = [:]
+        for (version, entry) in ring { keys[version] = entry.key; dates[version] = entry.created }
+        return try KeyRing(keys: keys, createdAt: dates)
+    }
+
+    /// Writes a new KEK file with mode 0600, failing if the version exists.
+    public static func write(_ key: SymmetricKey, version: UInt32, directory: String) throws {
+        let path = (directory as NSString).appendingPathComponent("\(prefix)\(version)\(suffix)")
+        let encoded = key.withUnsafeBytes { Data($0).base64EncodedString() } + "\n"
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        guard fd >= 0 else { throw KeyRingError("cannot create key file '\(path)' (errno \(errno))") }
+        defer { close(fd) }
+        let written = encoded.utf8CString.withUnsafeBufferPointer { Foundation.write(fd, $0.baseAddress, $0.count - 1) }
+        guard written == encoded.utf8.count, fsync(fd) == 0 else { throw KeyRingError("cannot write key file '\(path)'") }
+    }
+
+    static func read(directory: String) throws -> [UInt32: (key: SymmetricKey, created: Date)] {
+        let fm = FileManager.default
+        try checkMode(directory, isDirectory: true)
+        var out: [UInt32: (SymmetricKey, Date)] = [:]
+        for name in try fm.contentsOfDirectory(atPath: directory) where name.hasPrefix(prefix) && name.hasSuffix(suffix) {
+            let path = (directory as NSString).appendingPathComponent(name)
+            let versionText = name.dropFirst(prefix.count).dropLast(suffix.count)
+            guard let version = UInt32(versionText), version > 0 else { throw KeyRingError("key file '\(path)' has no valid version number") }
+            try checkMode(path, isDirectory: false)
+            guard let text = fm.contents(atPath: path).flatMap({ String(data: $0, encoding: .utf8) }),
+                  let raw = Data(base64Encoded: text.trimmingCharacters(in: .whitespacesAndNewlines)), raw.count == 32
+            else { throw KeyRingError("key file '\(path)' must hold base64 of exactly 32 bytes") }
+            let created = (try? fm.attributesOfItem(atPath: path)[.creationDate] as? Date)
+                ?? (try? fm.attributesOfItem(atPath: path)[.modificationDate] as? Date) ?? Date(timeIntervalSince1970: 0)
+            out[version] = (try SymmetricKey(bytes: raw), created)
+        }
+        return out
+    }
+
+    /// Refuses key material that group or others could read.
+    public static func checkMode(_ path: String, isDirectory: Bool) throws {
+        var st = stat()
+        guard stat(path, &st) == 0 else { throw KeyRingError("cannot stat '\(path)'") }
+        if st.st_mode & 0o077 != 0 {
+            let fix = isDirectory ? "chmod 700" : "chmod 600"
+            throw KeyRingError("'\(path)' is readable by group or others (mode \(String(st.st_mode & 0o777, radix: 8))); run: \(fix) '\(path)'")
+        }
+    }
+}

@@ -1,0 +1,83 @@
+/// The operator's rules: which personal-data fields exist, which purposes may use them and on what
+/// legal basis, and which services hold which purposes (CONTRACT §2).
+public struct Policy: Sendable {
+    public var fields: [String: FieldSpec]
+    public var purposes: [String: Purpose]
+    public var services: [String: ServicePolicy]
+
+    public init(fields: [String: FieldSpec], purposes: [String: Purpose], services: [String: ServicePolicy]) {
+        self.fields = fields
+        self.purposes = purposes
+        self.services = services
+    }
+}
+
+/// One personal-data attribute and how its values are validated and indexed.
+public struct FieldSpec: Sendable, Equatable {
+    public var type: FieldType
+    public var searchable: Bool
+    public init(type: FieldType, searchable: Bool = false) {
+        self.type = type
+        self.searchable = searchable
+    }
+}
+
+/// LGPD Art. 7 legal bases that Cofre understands.
+public enum LegalBasis: String, Sendable, CaseIterable {
+    case consent                                  // Art. 7 I
+    case legalObligation = "legal_obligation"     // Art. 7 II
+    case contract                                 // Art. 7 V
+    case exerciseOfRights = "exercise_of_rights"  // Art. 7 VI
+    case legitimateInterest = "legitimate_interest" // Art. 7 IX
+    case creditProtection = "credit_protection"   // Art. 7 X
+
+    /// Whether a subject's objection (Art. 18 §2) can stop processing on this basis.
+    public var objectionBlocks: Bool {
+        switch self {
+        case .consent, .legalObligation, .exerciseOfRights: false
+        case .contract, .legitimateInterest, .creditProtection: true
+        }
+    }
+}
+
+/// How much of a value a purpose may see.
+public enum RevealLevel: String, Sendable, CaseIterable, Codable {
+    case plain, masked, redacted
+}
+
+/// A specific, stated use of personal data (LGPD Art. 6 I).
+public struct Purpose: Sendable, Equatable {
+    public var name: String
+    public var legalBasis: LegalBasis
+    public var channel: String?
+    public var fields: [String: RevealLevel]
+    public var retentionDays: Int?
+
+    public init(name: String, legalBasis: LegalBasis, channel: String? = nil, fields: [String: RevealLevel], retentionDays: Int? = nil) {
+        self.name = name
+        self.legalBasis = legalBasis
+        self.channel = channel
+        self.fields = fields
+        self.retentionDays = retentionDays
+    }
+}
+
+/// The roles of CONTRACT §2; no role can do another's work.
+public enum Role: String, Sendable, CaseIterable, Codable {
+    case service, dpo, auditor
+}
+
+/// What one named caller may do.
+public struct ServicePolicy: Sendable, Equatable {
+    public var name: String
+    public var role: Role
+    public var purposes: Set<String>
+    public var tokenize: Bool
+
+    public init(name: String, role: Role, purposes: Set<String> = [], tokenize: Bool = false) {
+        self.name = name
+        self.role = role
+        self.purposes = purposes
+        self.tokenize = tokenize
+    }
+}

@@ -1,0 +1,215 @@
+public import Foundation
+import Yams
+
+/// Why a policy file was refused: the file, the key path inside it, and what was expected there.
+public struct PolicyError: Error, Sendable, CustomStringConvertible {
+    public let file: String
+    public let path: String
+    public let line: Int?
+    public let expected: String
+
+    public var description: String {
+        let at = line.map { " (line \($0))" } ?? ""
+        return "policy \(file): at \(path.isEmpty ? "<root>" : path)\(at): expected \(expected)"
+    }
+}
+
+/// Reads and validates a policy file; anything unknown or malformed stops start-up.
+public enum PolicyLoader {
+    public static func load(file: String) throws -> Policy {
+        let text: String
+        do {
+            text = try String(contentsOfFile: file, encoding: .utf8)
+        } catch {
+            throw PolicyError(file: file, path: "", line: nil, expected: "a readable UTF-8 YAML file")
+        }
+        return try parse(text, file: file)
+    }
+
+    public static func parse(_ yaml: String, file: String = "<policy>") throws -> Policy {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: yaml)
+        } catch {
+            throw PolicyError(file: file, path: "", line: nil, expected: "well-formed YAML (\(error))")
+        }
+        var reader = Reader(file: file)
+        guard let root else { throw reader.fail(path: "", node: nil, "a mapping with fields, purposes and services") }
+        return try reader.policy(root)
+    }
+
+    private struct Reader {
+        let file: String
+
+        func fail(path: String, node: Node?, _ expected: String) -> PolicyError {
+            PolicyError(file: file, path: path, line: node?.mark?.line, expected: expected)
+        }
+
+        func mapping(_ node: Node?, path: String) throws -> [(key: String, node: Node, value: Node)] {
+            guard let node, let mapping = node.mapping else { throw fail(path: path, node: node, "a mapping") }
+            var out: [(String, Node, Node)] = []
+            var seen = Set<String>()
+            for (key, value) in mapping {
+                guard let name = key.string, !name.isEmpty else { throw fail(path: path, node: key, "a string key") }
+                guard seen.insert(name).inserted else { throw fail(path: join(path, name), node: key, "each key once") }
+                out.append((name, key, value))
+            }
+            return out
+        }
+
+        func join(_ path: String, _ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+
+        func name(_ name: String, path: String, node: Node) throws {
+            let ok = name.utf8.allSatisfy { (0x61...0x7a).contains($0) || (0x30...0x39).contains($0) || $0 == 0x2d || $0 == 0x5f }
+            guard ok, name.count <= 64 else {
+                throw fail(path: path, node: node, "a name of lowercase letters, digits, '-' and '_' (at most 64)")
+            }
+        }
+
+        func scalar(_ node: Node, path: String) throws -> String {
+            guard let s = node.scalar?.string else { throw fail(path: path, node: node, "a scalar value") }
+            return s
+        }
+
+        func bool(_ node: Node, path: String) throws -> Bool {
+            guard node.scalar != nil, let b = node.bool else { throw fail(path: path, node: node, "true or false") }
+            return b
+        }
+
+        func policy(_ root: Node) throws -> Policy {
+            var fieldsNode: Node?, purposesNode: Node?, servicesNode: Node?
+            for (key, keyNode, value) in try mapping(root, path: "") {
+                switch key {
+                case "fields": fieldsNode = value
+                case "purposes": purposesNode = value
+                case "services": servicesNode = value
+                default: throw fail(path: key, node: keyNode, "one of fields, purposes, services")
+                }
+            }
+            guard let fieldsNode else { throw fail(path: "fields", node: root, "a 'fields' mapping") }
+            guard let purposesNode else { throw fail(path: "purposes", node: root, "a 'purposes' mapping") }
+            guard let servicesNode else { throw fail(path: "services", node: root, "a 'services' mapping") }
+
+            var fields: [String: FieldSpec] = [:]
+            for (name, keyNode, value) in try mapping(fieldsNode, path: "fields") {
+                let path = join("fields", name)
+                try self.name(name, path: path, node: keyNode)
+                fields[name] = try field(value, path: path)
+            }
+            guard !fields.isEmpty else { throw fail(path: "fields", node: fieldsNode, "at least one field") }
+
+            var purposes: [String: Purpose] = [:]
+            for (name, keyNode, value) in try mapping(purposesNode, path: "purposes") {
+                let path = join("purposes", name)
+                try self.name(name, path: path, node: keyNode)
+                purposes[name] = try purpose(name, value, path: path, fields: fields)
+            }
+
+            var services: [String: ServicePolicy] = [:]
+            for (name, keyNode, value) in try mapping(servicesNode, path: "services") {
+                let path = join("services", name)
+                try self.name(name, path: path, node: keyNode)
+                services[name] = try service(name, value, path: path, purposes: purposes)
+            }
+            return Policy(fields: fields, purposes: purposes, services: services)
+        }
+
+        func field(_ node: Node, path: String) throws -> FieldSpec {
+            var type: FieldType?
+            var searchable = false
+            for (key, keyNode, value) in try mapping(node, path: path) {
+                let p = join(path, key)
+                switch key {
+                case "type":
+                    let raw = try scalar(value, path: p)
+                    guard let t = FieldType(rawValue: raw) else {
+                        throw fail(path: p, node: value, "one of \(FieldType.allCases.map(\.rawValue).joined(separator: ", ")); found '\(raw)'")
+                    }
+                    type = t
+                case "searchable": searchable = try bool(value, path: p)
+                default: throw fail(path: p, node: keyNode, "one of type, searchable")
+                }
+            }
+            guard let type else { throw fail(path: join(path, "type"), node: node, "a field type") }
+            return FieldSpec(type: type, searchable: searchable)
+        }
+
+        func purpose(_ name: String, _ node: Node, path: String, fields known: [String: FieldSpec]) throws -> Purpose {
+            var basis: LegalBasis?
+            var channel: String?
+            var levels: [String: RevealLevel]?
+            var retention: Int?
+            for (key, keyNode, value) in try mapping(node, path: path) {
+                let p = join(path, key)
+                switch key {
+                case "legal_basis":
+                    let raw = try scalar(value, path: p)
+                    guard let b = LegalBasis(rawValue: raw) else {
+                        throw fail(path: p, node: value, "one of \(LegalBasis.allCases.map(\.rawValue).joined(separator: ", ")); found '\(raw)'")
+                    }
+                    basis = b
+                case "channel":
+                    channel = try scalar(value, path: p)
+                case "fields":
+                    var out: [String: RevealLevel] = [:]
+                    for (field, fieldKey, levelNode) in try mapping(value, path: p) {
+                        let fp = join(p, field)
+                        guard known[field] != nil else {
+                            throw fail(path: fp, node: fieldKey, "a field declared under 'fields' (\(known.keys.sorted().joined(separator: ", "))); found '\(field)'")
+                        }
+                        let raw = try scalar(levelNode, path: fp)
+                        guard let level = RevealLevel(rawValue: raw) else {
+                            throw fail(path: fp, node: levelNode, "one of plain, masked, redacted; found '\(raw)'")
+                        }
+                        out[field] = level
+                    }
+                    levels = out
+                case "retention_days":
+                    guard value.scalar != nil, let days = value.int, days > 0, days <= 36500 else {
+                        throw fail(path: p, node: value, "a whole number of days from 1 to 36500")
+                    }
+                    retention = days
+                default:
+                    throw fail(path: p, node: keyNode, "one of legal_basis, channel, fields, retention_days")
+                }
+            }
+            guard let basis else { throw fail(path: join(path, "legal_basis"), node: node, "a legal basis") }
+            guard let levels, !levels.isEmpty else { throw fail(path: join(path, "fields"), node: node, "at least one field with a reveal level") }
+            return Purpose(name: name, legalBasis: basis, channel: channel, fields: levels, retentionDays: retention)
+        }
+
+        func service(_ name: String, _ node: Node, path: String, purposes known: [String: Purpose]) throws -> ServicePolicy {
+            var role: Role?
+            var purposes: Set<String> = []
+            var tokenize = false
+            var sawPurposes = false
+            for (key, keyNode, value) in try mapping(node, path: path) {
+                let p = join(path, key)
+                switch key {
+                case "role":
+                    let raw = try scalar(value, path: p)
+                    guard let r = Role(rawValue: raw) else { throw fail(path: p, node: value, "one of service, dpo, auditor; found '\(raw)'") }
+                    role = r
+                case "purposes":
+                    guard let seq = value.sequence else { throw fail(path: p, node: value, "a list of purposes") }
+                    sawPurposes = true
+                    for (i, item) in seq.enumerated() {
+                        let ip = "\(p)[\(i)]"
+                        let purpose = try scalar(item, path: ip)
+                        guard known[purpose] != nil else {
+                            throw fail(path: ip, node: item, "a purpose declared under 'purposes' (\(known.keys.sorted().joined(separator: ", "))); found '\(purpose)'")
+                        }
+                        purposes.insert(purpose)
+                    }
+                case "tokenize": tokenize = try bool(value, path: p)
+                default: throw fail(path: p, node: keyNode, "one of role, purposes, tokenize")
+                }
+            }
+            guard let role else { throw fail(path: join(path, "role"), node: node, "a role (service, dpo or auditor)") }
+            if role != .service, sawPurposes || tokenize {
+                throw fail(path: path, node: node, "no purposes or tokenize on a '\(role.rawValue)' (only services hold purposes)")
+            }
+            return ServicePolicy(name: name, role: role, purposes: purposes, tokenize: tokenize)
+        }
+    }
+}

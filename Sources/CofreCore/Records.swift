@@ -1,0 +1,109 @@
+public import Foundation
+
+/// A data subject (the debtor). Holds no personal value: the external reference is kept only as a keyed hash.
+public struct SubjectRecord: Sendable, Equatable {
+    public enum Status: String, Sendable { case active, erased }
+    public let id: String
+    public let externalRefHash: String
+    public let createdAt: Date
+    public let createdBy: String
+    public var status: Status
+
+    public init(id: String, externalRefHash: String, createdAt: Date, createdBy: String, status: Status = .active) {
+        self.id = id
+        self.externalRefHash = externalRefHash
+        self.createdAt = createdAt
+        self.createdBy = createdBy
+        self.status = status
+    }
+}
+
+/// One encrypted field of a subject. `generation` is the data key's version: a correction bumps it.
+public struct FieldRecord: Sendable, Equatable {
+    public enum Status: String, Sendable { case active, blocked, erased }
+    public let subject: String
+    public let field: String
+    public let type: FieldType
+    public let generation: Int
+    public let ciphertext: [UInt8]
+    public let storedAt: Date
+    public let storedBy: String
+    public var status: Status
+    public var retainedFor: String?
+    public var retainedUntil: Date?
+
+    public init(subject: String, field: String, type: FieldType, generation: Int, ciphertext: [UInt8], storedAt: Date,
+                storedBy: String, status: Status = .active, retainedFor: String? = nil, retainedUntil: Date? = nil) {
+        self.subject = subject
+        self.field = field
+        self.type = type
+        self.generation = generation
+        self.ciphertext = ciphertext
+        self.storedAt = storedAt
+        self.storedBy = storedBy
+        self.status = status
+        self.retainedFor = retainedFor
+        self.retainedUntil = retainedUntil
+    }
+
+    public var keyID: DataKeyID { DataKeyID(subject: subject, group: field, generation: generation) }
+}
+
+/// A token as stored: only its keyed hash, so a copy of the database yields no usable token.
+public struct TokenRecord: Sendable, Equatable {
+    public let tokenHash: String
+    public let subject: String
+    public let field: String
+    public let generation: Int
+    public let createdAt: Date
+    public let createdBy: String
+
+    public init(tokenHash: String, subject: String, field: String, generation: Int, createdAt: Date, createdBy: String) {
+        self.tokenHash = tokenHash
+        self.subject = subject
+        self.field = field
+        self.generation = generation
+        self.createdAt = createdAt
+        self.createdBy = createdBy
+    }
+}
+
+/// A blind-index entry: keyed hash of a normalised searchable value, pointing at its subject.
+public struct BlindIndexEntry: Sendable, Equatable {
+    public let field: String
+    public let hash: String
+    public let subject: String
+    public init(field: String, hash: String, subject: String) {
+        self.field = field
+        self.hash = hash
+        self.subject = subject
+    }
+}
+
+/// A service credential: only the SHA-256 of the key is kept.
+public struct CredentialRecord: Sendable, Equatable {
+    public let id: String
+    public let service: String
+    public let keyHash: String
+    public let createdAt: Date
+    public var revokedAt: Date?
+
+    public init(id: String, service: String, keyHash: String, createdAt: Date, revokedAt: Date? = nil) {
+        self.id = id
+        self.service = service
+        self.keyHash = keyHash
+        self.createdAt = createdAt
+        self.revokedAt = revokedAt
+    }
+}
+
+/// A field replaced by `putFields`, with the generation the caller read (compare-and-swap).
+public struct FieldWrite: Sendable {
+    public let record: FieldRecord
+    /// The generation the caller saw, or nil when the field did not exist.
+    public let replacing: Int?
+    public init(record: FieldRecord, replacing: Int?) {
+        self.record = record
+        self.replacing = replacing
+    }
+}

@@ -1,0 +1,130 @@
+import CofreCrypto
+public import Foundation
+public import Logging
+
+/// An authenticated caller, as resolved from its bearer key.
+public struct Principal: Sendable {
+    public let policy: ServicePolicy
+    public let credentialID: String
+    public var name: String { policy.name }
+    public var role: Role { policy.role }
+
+    public init(policy: ServicePolicy, credentialID: String) {
+        self.policy = policy
+        self.credentialID = credentialID
+    }
+}
+
+/// The vault's domain service: every use case of CONTRACT §4, over a data store and a key store.
+/// It knows no HTTP and no SQL.
+public final class Vault: Sendable {
+    public let policy: Policy
+    public let store: any VaultStore
+    public let dataKeys: DataKeys
+    public let chain: AuditChain
+    let indexKey: SymmetricKey
+    let clock: @Sendable () -> Date
+    let logger: Logger
+
+    public static let maxTokensPerCall = 1000
+    public static let indexKeyGroup = "blind-index"
+    public static let auditKeyGroup = "audit-chain"
+
+    /// Opens the vault: prepares the key store, loads (or creates) the blind-index and audit keys,
+    /// then lets `makeStore` open the data store with the audit chain, and migrates it.
+    public static func open(
+        policy: Policy, ring: KeyRing, keyStore: any DataKeyStore, logger: Logger,
+        clock: @escaping @Sendable () -> Date = { Date() },
+        makeStore: (AuditChain) async throws -> any VaultStore
+    ) async throws -> Vault {
+        try await keyStore.migrate()
+        let keys = DataKeys(ring: ring, store: keyStore)
+        let now = clock()
+        let indexKey = try await keys.systemKey(indexKeyGroup, now: now)
+        let chain = AuditChain(key: try await keys.systemKey(auditKeyGroup, now: now))
+        let store = try await makeStore(chain)
+        try await store.migrate()
+        return Vault(policy: policy, store: store, dataKeys: keys, chain: chain, indexKey: indexKey, clock: clock, logger: logger)
+    }
+
+    init(policy: Policy, store: any VaultStore, dataKeys: DataKeys, chain: AuditChain, indexKey: SymmetricKey,
+         clock: @escaping @Sendable () -> Date, logger: Logger) {
+        self.policy = policy
+        self.store = store
+        self.dataKeys = dataKeys
+        self.chain = chain
+        self.indexKey = indexKey
+        self.clock = clock
+        self.logger = logger
+    }
+
+    public var now: Date { clock() }
+
+    // MARK: keyed hashes
+
+    func keyed(_ kind: String, _ value: String) -> String {
+        Identifiers.hex(Digest.hmacSHA256(key: indexKey, Array("\(kind):".utf8) + Array(value.utf8)))
+    }
+    func tokenHash(_ token: String) -> String { keyed("tok", token) }
+    func indexHash(field: String, normalized: String) -> String { keyed("idx:\(field)", normalized) }
+    func externalRefHash(_ ref: String) -> String { keyed("ext", ref) }
+
+    static func valueContext(subject: String, field: String) -> AssociatedData {
+        AssociatedData(["cofre.value.v1", subject, field])
+    }
+
+    // MARK: readiness
+
+    /// Whether the data store (with the audit log), the key store and the key ring can all serve.
+    public func isReady() async -> Bool {
+        do {
+            try await store.checkHealth()
+            try await dataKeys.store.checkHealth()
+            return !dataKeys.ring.keys.isEmpty
+        } catch {
+            logger.error("readiness check failed", metadata: ["error.type": "\(type(of: error))"])
+            return false
+        }
+    }
+
+    // MARK: audit helpers
+
+    func draft(_ principal: Principal?, action: String, requestID: String?, subject: String? = nil, fields: [String] = [],
+               purpose: Purpose? = nil, purposeName: String? = nil, decision: AuditDraft.Decision, code: String? = nil,
+               ref: String? = nil) -> AuditDraft {
+        AuditDraft(
+            time: clock(), service: principal?.name ?? "operator", role: principal?.role.rawValue ?? "operator",
+            action: action, subject: subject, fields: fields, purpose: purpose?.name ?? purposeName,
+            legalBasis: purpose?.legalBasis.rawValue, decision: decision, code: code, requestID: requestID, ref: ref)
+    }
+
+    /// Records a refusal, then returns the error to throw. If even that record fails, the answer is 503.
+    func refuse(_ error: VaultError, audit: AuditDraft) async -> VaultError {
+        do {
+            try await store.appendAudit([audit])
+            return error
+        } catch {
+            return mapStore(error)
+        }
+    }
+
+    /// Turns a storage failure into the contract's error without letting its text out.
+    func mapStore(_ error: any Error) -> VaultError {
+        if let v = error as? VaultError { return v }
+        if let s = error as? StoreError {
+            switch s.code {
+            case .auditUnavailable:
+                logger.error("audit write failed; request refused")
+                return .auditUnavailable
+            case .conflict:
+                return VaultError(.conflict, .init("concurrent_update"), "the subject changed during this request; retry")
+            case .notFound:
+                return .subjectNotFound
+            case .unavailable:
+                break
+            }
+        }
+        logger.error("storage failure", metadata: ["error.type": "\(type(of: error))"])
+        return .storage(error)
+    }
+}

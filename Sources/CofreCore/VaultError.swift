@@ -1,0 +1,66 @@
+/// A failure the vault reports to its callers: a stable code, a safe message, and what kind of failure it is.
+///
+/// Messages never hold a personal value, a token, a key or a credential: they name fields and rules only.
+public struct VaultError: Error, Sendable, CustomStringConvertible {
+    /// The contract's snake_case error code.
+    public struct Code: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+        public let rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+        public init(_ rawValue: String) { self.rawValue = rawValue }
+        public var description: String { rawValue }
+
+        public static let malformedRequest = Code("malformed_request")
+        public static let unauthenticated = Code("unauthenticated")
+        public static let forbidden = Code("forbidden")
+        public static let purposeNotAllowed = Code("purpose_not_allowed")
+        public static let notFound = Code("not_found")
+        public static let subjectNotFound = Code("subject_not_found")
+        public static let subjectExists = Code("subject_exists")
+        public static let subjectErased = Code("subject_erased")
+        public static let subjectBlocked = Code("subject_blocked")
+        public static let fieldUnknown = Code("field_unknown")
+        public static let bodyTooLarge = Code("body_too_large")
+        public static let tooManyTokens = Code("too_many_tokens")
+        public static let unavailable = Code("unavailable")
+        public static let auditUnavailable = Code("audit_unavailable")
+        public static let internalError = Code("internal_error")
+    }
+
+    /// How the failure is classified; the HTTP layer maps each kind to one status.
+    public enum Kind: Sendable {
+        case badRequest, unauthenticated, forbidden, notFound, conflict, payloadTooLarge
+        case unprocessable, rateLimited, unavailable, internalFailure
+    }
+
+    public let kind: Kind
+    public let code: Code
+    public let message: String
+    /// The field a validation error is about, when there is one.
+    public let field: String?
+    /// For `subject_exists`: the subject that already holds the external reference.
+    public let existingSubject: String?
+
+    public init(_ kind: Kind, _ code: Code, _ message: String, field: String? = nil, existingSubject: String? = nil) {
+        self.kind = kind
+        self.code = code
+        self.message = message
+        self.field = field
+        self.existingSubject = existingSubject
+    }
+
+    public var description: String { "\(code): \(message)" }
+
+    static func badRequest(_ message: String, code: Code = .malformedRequest) -> VaultError {
+        VaultError(.badRequest, code, message)
+    }
+    static func invalidValue(_ code: Code, field: String, _ message: String) -> VaultError {
+        VaultError(.unprocessable, code, "field '\(field)': \(message)", field: field)
+    }
+    static let subjectNotFound = VaultError(.notFound, .subjectNotFound, "no such subject")
+    static func storage(_ error: any Error) -> VaultError {
+        // The underlying error may quote SQL; it is never shown. Callers log the type only.
+        VaultError(.unavailable, .unavailable, "the vault cannot serve this request safely right now")
+    }
+    static let auditUnavailable = VaultError(
+        .unavailable, .auditUnavailable, "the audit log cannot be written; nothing was revealed or changed")
+}

@@ -1,0 +1,40 @@
+public import Foundation
+
+/// The data store: subjects, encrypted fields, token and blind-index hashes, credentials and the audit log.
+///
+/// Every method that changes state takes the audit events that describe the change and writes them
+/// in the same transaction, so a change and its record commit together or not at all.
+/// Implementations throw `StoreError.auditUnavailable` when the audit write fails.
+public protocol VaultStore: Sendable {
+    func migrate() async throws
+    func checkHealth() async throws
+
+    func insertCredential(_ credential: CredentialRecord, audit: AuditDraft) async throws
+    /// Revokes every live key of `service`; returns how many.
+    func revokeCredentials(service: String, at: Date, audit: AuditDraft) async throws -> Int
+    func credential(keyHash: String) async throws -> CredentialRecord?
+    func credentials() async throws -> [CredentialRecord]
+
+    /// Creates a subject with its fields; when the external reference exists, returns that subject's id
+    /// and writes nothing but `conflictAudit`, with that subject filled in.
+    func createSubject(_ subject: SubjectRecord, fields: [FieldRecord], tokens: [TokenRecord], index: [BlindIndexEntry],
+                       audit: [AuditDraft], conflictAudit: AuditDraft) async throws -> String?
+    func subject(id: String) async throws -> SubjectRecord?
+    func fields(subject: String) async throws -> [FieldRecord]
+    func fields(subjects: Set<String>) async throws -> [FieldRecord]
+    /// Replaces fields, their tokens and index entries. Throws `StoreError.conflict` if a field's
+    /// generation is no longer the one the caller read, `StoreError.notFound` if the subject is gone.
+    func putFields(subject: String, _ writes: [FieldWrite], tokens: [TokenRecord], index: [BlindIndexEntry], audit: [AuditDraft]) async throws
+    func tokens(hashes: [String]) async throws -> [String: TokenRecord]
+
+    func appendAudit(_ events: [AuditDraft]) async throws
+}
+
+
+/// Storage failures the domain reacts to. Descriptions never quote SQL or values.
+public struct StoreError: Error, Sendable, CustomStringConvertible {
+    public enum Code: String, Sendable { case conflict, notFound, auditUnavailable, unavailable }
+    public let code: Code
+    public init(_ code: Code) { self.code = code }
+    public var description: String { "store error: \(code.rawValue)" }
+}

@@ -1,0 +1,36 @@
+public import CofreCore
+import Foundation
+import HTTPTypes
+public import Hummingbird
+public import Logging
+public import ServiceLifecycle
+
+/// Where and how the HTTP server listens.
+public struct HTTPSettings: Sendable {
+    public var host: String
+    public var port: Int
+    public init(host: String = "127.0.0.1", port: Int = 8200) {
+        self.host = host
+        self.port = port
+    }
+}
+
+/// Builds the router over a vault: every route of CONTRACT §4 that this version serves.
+public func buildRouter(vault: Vault) -> Router<CofreRequestContext> {
+    let router = Router(context: CofreRequestContext.self)
+    // Middlewares first: they wrap every route added after them, and the not-found answer.
+    router.add(middleware: RequestLogMiddleware())
+    router.add(middleware: ErrorMiddleware())
+    let api = VaultAPI(vault: vault)
+    api.register(on: router)
+    return router
+}
+
+/// Builds the whole application: the router, the listener, and extra services (sweepers) to run beside it.
+public func buildApplication(vault: Vault, settings: HTTPSettings, logger: Logger, services: [any Service] = []) -> some ApplicationProtocol {
+    Application(
+        router: buildRouter(vault: vault),
+        configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "cofre"),
+        services: services,
+        logger: logger)
+}

@@ -1,0 +1,94 @@
+import CofreCore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+
+/// The HTTP handlers: parse, authenticate, call the vault, encode. No rule lives here.
+struct VaultAPI: Sendable {
+    let vault: Vault
+
+    func register(on router: Router<CofreRequestContext>) {
+        router.get("/healthz") { _, _ in try Self.json(StatusAnswer(status: "ok")) }
+        router.get("/readyz") { _, context in
+            guard await vault.isReady() else {
+                throw VaultError(.unavailable, .init("not_ready"), "the database, key ring or audit log is not usable")
+            }
+            return try Self.json(StatusAnswer(status: "ready"))
+        }
+        router.post("/v1/subjects") { request, context in
+            let principal = try await authenticate(request)
+            let body = try await Self.decode(CreateSubjectBody.self, request, context)
+            let created = try await vault.createSubject(principal, externalRef: body.externalRef, fields: body.fields,
+                                                        requestID: context.requestID)
+            return try Self.json(SubjectTokens(subject: created.subject, tokens: created.tokens), status: .created)
+        }
+        router.post("/v1/subjects/:subject/fields") { request, context in
+            let principal = try await authenticate(request)
+            let subject = try context.parameters.require("subject")
+            let body = try await Self.decode(PutFieldsBody.self, request, context)
+            let tokens = try await vault.putFields(principal, subject: subject, fields: body.fields, requestID: context.requestID)
+            return try Self.json(SubjectTokens(subject: subject, tokens: tokens))
+        }
+        router.post("/v1/tokenize") { request, context in
+            let principal = try await authenticate(request)
+            let body = try await Self.decode(TokenizeBody.self, request, context)
+            let token = try await vault.tokenize(principal, subject: body.subject, field: body.field, value: body.value,
+                                                 requestID: context.requestID)
+            return try Self.json(TokenAnswer(token: token))
+        }
+        router.post("/v1/detokenize") { request, context in
+            let principal = try await authenticate(request)
+            let body = try await Self.decode(DetokenizeBody.self, request, context)
+            let results = try await vault.detokenize(principal, purpose: body.purpose, tokens: body.tokens, requestID: context.requestID)
+            return try Self.json(RevealAnswer(results: results.map { r in
+                RevealItem(token: r.token, field: r.field, value: r.value, reveal: r.reveal?.rawValue,
+                           denied: r.denied.map { Denied(code: $0.rawValue, message: $0.message) })
+            }))
+        }
+    }
+
+    /// `Authorization: Bearer <key>`; anything else is the same 401.
+    func authenticate(_ request: Request) async throws -> Principal {
+        let header = request.headers[.authorization]
+        var key: String?
+        if let header, header.count > 7, header.prefix(7).lowercased() == "bearer " {
+            key = String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+        }
+        return try await vault.authenticate(bearer: key)
+    }
+
+    /// Reads at most 1 MiB and decodes; a decoding failure names the JSON path, never the value.
+    static func decode<T: Decodable>(_ type: T.Type, _ request: Request, _ context: CofreRequestContext) async throws -> T {
+        var request = request
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.collectBody(upTo: context.maxUploadSize)
+        } catch is NIOTooManyBytesError {
+            throw VaultError(.payloadTooLarge, .bodyTooLarge, "the request body exceeds 1 MiB")
+        }
+        guard buffer.readableBytes > 0 else { throw VaultError(.badRequest, .malformedRequest, "a JSON body is required") }
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
+        } catch let DecodingError.keyNotFound(key, ctx) {
+            throw VaultError(.badRequest, .malformedRequest, "missing key '\(path(ctx.codingPath + [key]))'")
+        } catch let DecodingError.typeMismatch(_, ctx) {
+            throw VaultError(.badRequest, .malformedRequest, "wrong type at '\(path(ctx.codingPath))'")
+        } catch let DecodingError.valueNotFound(_, ctx) {
+            throw VaultError(.badRequest, .malformedRequest, "null at '\(path(ctx.codingPath))'")
+        } catch {
+            throw VaultError(.badRequest, .malformedRequest, "the body is not valid JSON")
+        }
+    }
+
+    static func path(_ keys: [any CodingKey]) -> String {
+        keys.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+    }
+
+    static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
+        let data = try JSONEncoder.cofre.encode(value)
+        return Response(status: status, headers: [.contentType: "application/json; charset=utf-8"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}

@@ -1,0 +1,32 @@
+import Foundation
+public import GRDB
+
+/// Opens a SQLite database the way every Cofre store needs it: WAL, `synchronous=FULL` (an
+/// acknowledged write survives a crash or power loss), foreign keys, secure delete, a busy timeout
+/// so the operator's CLI and a running server can share the file, and a private directory.
+public enum SQLiteDatabase {
+    public static func open(path: String, label: String) throws -> DatabasePool {
+        let dir = (path as NSString).deletingLastPathComponent
+        if !dir.isEmpty, !FileManager.default.fileExists(atPath: dir) {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        }
+        var config = Configuration()
+        config.label = label
+        config.foreignKeysEnabled = true
+        config.busyMode = .timeout(10)
+        config.journalMode = .wal
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+            // Deleted rows (shredded keys, replaced ciphertexts) are overwritten, not left in free pages.
+            try db.execute(sql: "PRAGMA secure_delete = ON")
+        }
+        let pool = try DatabasePool(path: path, configuration: config)
+        // Files hold ciphertexts and wrapped keys only, but they are still nobody else's business.
+        for suffix in ["", "-wal", "-shm"] { chmod(path + suffix, 0o600) }
+        return pool
+    }
+
+    static func millis(_ d: Date) -> Int64 { Int64((d.timeIntervalSince1970 * 1000).rounded(.down)) }
+    static func date(_ ms: Int64) -> Date { Date(timeIntervalSince1970: Double(ms) / 1000) }
+    static func date(_ ms: Int64?) -> Date? { ms.map(date) }
+}

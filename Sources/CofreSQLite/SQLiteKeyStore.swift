@@ -1,0 +1,86 @@
+public import CofreCore
+import Foundation
+import GRDB
+
+/// The data-key store on SQLite (`keys/datakeys.sqlite` by default), a file apart from the data store.
+public final class SQLiteKeyStore: DataKeyStore {
+    let pool: DatabasePool
+
+    public init(path: String) throws {
+        pool = try SQLiteDatabase.open(path: path, label: "cofre.keystore")
+    }
+
+    public func migrate() async throws {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1-data-keys") { db in
+            try db.execute(sql: """
+                CREATE TABLE data_keys (
+                    subject_id TEXT NOT NULL,
+                    key_group TEXT NOT NULL,
+                    generation INTEGER NOT NULL,
+                    kek_version INTEGER NOT NULL,
+                    wrapped BLOB NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    PRIMARY KEY (subject_id, key_group, generation)
+                );
+                CREATE INDEX data_keys_kek ON data_keys(kek_version);
+                """)
+        }
+        try migrator.migrate(pool)
+    }
+
+    public func insert(_ keys: [WrappedDataKey]) async throws {
+        guard !keys.isEmpty else { return }
+        try await pool.write { db in
+            for k in keys {
+                try db.execute(
+                    sql: "INSERT INTO data_keys (subject_id, key_group, generation, kek_version, wrapped, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    arguments: [k.id.subject, k.id.group, k.id.generation, Int64(k.kekVersion), Data(k.wrapped), SQLiteDatabase.millis(k.createdAt)])
+            }
+        }
+    }
+
+    public func fetch(_ ids: [DataKeyID]) async throws -> [DataKeyID: WrappedDataKey] {
+        guard !ids.isEmpty else { return [:] }
+        return try await pool.read { db in
+            var out: [DataKeyID: WrappedDataKey] = [:]
+            for id in ids {
+                if let row = try Row.fetchOne(
+                    db, sql: "SELECT kek_version, wrapped, created_at FROM data_keys WHERE subject_id = ? AND key_group = ? AND generation = ?",
+                    arguments: [id.subject, id.group, id.generation]) {
+                    let wrapped: Data = row["wrapped"]
+                    let version: Int64 = row["kek_version"]
+                    out[id] = WrappedDataKey(id: id, kekVersion: UInt32(version), wrapped: Array(wrapped),
+                                             createdAt: SQLiteDatabase.date(row["created_at"] as Int64))
+                }
+            }
+            return out
+        }
+    }
+
+    public func destroy(_ ids: [DataKeyID]) async throws {
+        guard !ids.isEmpty else { return }
+        try await pool.write { db in
+            for id in ids {
+                try db.execute(sql: "DELETE FROM data_keys WHERE subject_id = ? AND key_group = ? AND generation = ?",
+                               arguments: [id.subject, id.group, id.generation])
+            }
+        }
+        // Move the deletion out of the WAL into the main file, whose freed pages secure_delete zeroes.
+        _ = try? await pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+    }
+
+    public func countByKEKVersion() async throws -> [UInt32: Int] {
+        try await pool.read { db in
+            var out: [UInt32: Int] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT kek_version, COUNT(*) AS n FROM data_keys GROUP BY kek_version") {
+                out[UInt32(row["kek_version"] as Int64)] = row["n"]
+            }
+            return out
+        }
+    }
+
+    public func checkHealth() async throws {
+        _ = try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM data_keys WHERE subject_id = ?", arguments: [DataKeyID.systemSubject]) }
+    }
+}

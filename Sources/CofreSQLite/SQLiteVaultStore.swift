@@ -1,0 +1,296 @@
+public import CofreCore
+public import Foundation
+import GRDB
+
+/// The data store on SQLite through GRDB. SQL only with bound parameters.
+public final class SQLiteVaultStore: VaultStore {
+    let pool: DatabasePool
+    let chain: AuditChain
+
+    public init(path: String, chain: AuditChain) throws {
+        pool = try SQLiteDatabase.open(path: path, label: "cofre.data")
+        self.chain = chain
+    }
+
+    static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("v1-subjects-fields-tokens") { db in
+            try db.execute(sql: """
+                CREATE TABLE subjects (
+                    id TEXT PRIMARY KEY,
+                    external_ref_hash TEXT NOT NULL UNIQUE,
+                    created_at INTEGER NOT NULL,
+                    created_by TEXT NOT NULL,
+                    status TEXT NOT NULL
+                );
+                CREATE TABLE fields (
+                    subject_id TEXT NOT NULL REFERENCES subjects(id),
+                    field TEXT NOT NULL,
+                    type TEXT NOT NULL,
+                    generation INTEGER NOT NULL,
+                    ciphertext BLOB,
+                    stored_at INTEGER NOT NULL,
+                    stored_by TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    retained_for TEXT,
+                    retained_until INTEGER,
+                    PRIMARY KEY (subject_id, field)
+                );
+                CREATE TABLE tokens (
+                    token_hash TEXT PRIMARY KEY,
+                    subject_id TEXT NOT NULL REFERENCES subjects(id),
+                    field TEXT NOT NULL,
+                    generation INTEGER NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    created_by TEXT NOT NULL
+                );
+                CREATE INDEX tokens_subject_field ON tokens(subject_id, field);
+                CREATE TABLE blind_index (
+                    field TEXT NOT NULL,
+                    hash TEXT NOT NULL,
+                    subject_id TEXT NOT NULL REFERENCES subjects(id),
+                    PRIMARY KEY (field, hash, subject_id)
+                );
+                CREATE INDEX blind_index_subject ON blind_index(subject_id, field);
+                """)
+        }
+        m.registerMigration("v1-credentials") { db in
+            try db.execute(sql: """
+                CREATE TABLE credentials (
+                    id TEXT PRIMARY KEY,
+                    service TEXT NOT NULL,
+                    key_hash TEXT NOT NULL UNIQUE,
+                    created_at INTEGER NOT NULL,
+                    revoked_at INTEGER
+                );
+                CREATE INDEX credentials_service ON credentials(service);
+                """)
+        }
+        m.registerMigration("v1-audit") { db in
+            try db.execute(sql: """
+                CREATE TABLE audit_events (
+                    seq INTEGER PRIMARY KEY,
+                    time INTEGER NOT NULL,
+                    service TEXT NOT NULL,
+                    role TEXT NOT NULL,
+                    action TEXT NOT NULL,
+                    subject_id TEXT,
+                    fields TEXT NOT NULL,
+                    purpose TEXT,
+                    legal_basis TEXT,
+                    decision TEXT NOT NULL,
+                    code TEXT,
+                    request_id TEXT,
+                    ref TEXT,
+                    target TEXT,
+                    prev_hash TEXT NOT NULL,
+                    hash TEXT NOT NULL
+                );
+                CREATE INDEX audit_subject ON audit_events(subject_id, seq);
+                """)
+        }
+        return m
+    }
+
+    public func migrate() async throws {
+        try Self.migrator.migrate(pool)
+    }
+
+    public func checkHealth() async throws {
+        _ = try await pool.read { db in try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM audit_events") }
+    }
+
+    // MARK: audit
+
+    /// Chains and inserts events inside the caller's transaction; any failure is `auditUnavailable`.
+    func append(_ drafts: [AuditDraft], _ db: Database) throws {
+        guard !drafts.isEmpty else { return }
+        do {
+            let last = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
+            var seq: Int64 = last?["seq"] ?? 0
+            var prev: String = last?["hash"] ?? AuditChain.genesis
+            for d in drafts {
+                seq += 1
+                let e = chain.seal(d, seq: seq, prevHash: prev)
+                try db.execute(
+                    sql: """
+                        INSERT INTO audit_events (seq, time, service, role, action, subject_id, fields, purpose, legal_basis,
+                            decision, code, request_id, ref, target, prev_hash, hash)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        """,
+                    arguments: [
+                        e.seq, AuditChain.millis(e.draft.time), e.draft.service, e.draft.role, e.draft.action, e.draft.subject,
+                        e.draft.fields.joined(separator: ","), e.draft.purpose, e.draft.legalBasis, e.draft.decision.rawValue,
+                        e.draft.code, e.draft.requestID, e.draft.ref, e.draft.target, e.prevHash, e.hash,
+                    ])
+                prev = e.hash
+            }
+        } catch {
+            throw StoreError(.auditUnavailable)
+        }
+    }
+
+    public func appendAudit(_ events: [AuditDraft]) async throws {
+        try await pool.write { db in try self.append(events, db) }
+    }
+
+    // MARK: credentials
+
+    public func insertCredential(_ c: CredentialRecord, audit: AuditDraft) async throws {
+        try await pool.write { db in
+            try db.execute(
+                sql: "INSERT INTO credentials (id, service, key_hash, created_at, revoked_at) VALUES (?, ?, ?, ?, NULL)",
+                arguments: [c.id, c.service, c.keyHash, SQLiteDatabase.millis(c.createdAt)])
+            try self.append([audit], db)
+        }
+    }
+
+    public func revokeCredentials(service: String, at: Date, audit: AuditDraft) async throws -> Int {
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE credentials SET revoked_at = ? WHERE service = ? AND revoked_at IS NULL",
+                           arguments: [SQLiteDatabase.millis(at), service])
+            let n = db.changesCount
+            var a = audit
+            a.code = "revoked_\(n)"
+            try self.append([a], db)
+            return n
+        }
+    }
+
+    static func credential(_ row: Row) -> CredentialRecord {
+        CredentialRecord(id: row["id"], service: row["service"], keyHash: row["key_hash"],
+                         createdAt: SQLiteDatabase.date(row["created_at"] as Int64),
+                         revokedAt: SQLiteDatabase.date(row["revoked_at"] as Int64?))
+    }
+
+    public func credential(keyHash: String) async throws -> CredentialRecord? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM credentials WHERE key_hash = ?", arguments: [keyHash]).map(Self.credential)
+        }
+    }
+
+    public func credentials() async throws -> [CredentialRecord] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM credentials ORDER BY created_at").map(Self.credential)
+        }
+    }
+
+    // MARK: subjects and fields
+
+    static func insert(_ f: FieldRecord, _ db: Database) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO fields (subject_id, field, type, generation, ciphertext, stored_at, stored_by, status, retained_for, retained_until)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (subject_id, field) DO UPDATE SET type = excluded.type, generation = excluded.generation,
+                    ciphertext = excluded.ciphertext, stored_at = excluded.stored_at, stored_by = excluded.stored_by,
+                    status = excluded.status, retained_for = excluded.retained_for, retained_until = excluded.retained_until
+                """,
+            arguments: [f.subject, f.field, f.type.rawValue, f.generation, Data(f.ciphertext), SQLiteDatabase.millis(f.storedAt),
+                        f.storedBy, f.status.rawValue, f.retainedFor, f.retainedUntil.map(SQLiteDatabase.millis)])
+    }
+
+    static func insert(_ tokens: [TokenRecord], _ index: [BlindIndexEntry], _ db: Database) throws {
+        for t in tokens {
+            try db.execute(
+                sql: "INSERT INTO tokens (token_hash, subject_id, field, generation, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)",
+                arguments: [t.tokenHash, t.subject, t.field, t.generation, SQLiteDatabase.millis(t.createdAt), t.createdBy])
+        }
+        for i in index {
+            try db.execute(sql: "INSERT OR IGNORE INTO blind_index (field, hash, subject_id) VALUES (?, ?, ?)",
+                           arguments: [i.field, i.hash, i.subject])
+        }
+    }
+
+    public func createSubject(_ s: SubjectRecord, fields: [FieldRecord], tokens: [TokenRecord], index: [BlindIndexEntry],
+                              audit: [AuditDraft], conflictAudit: AuditDraft) async throws -> String? {
+        // Decide the conflict and write in one transaction, so two racing creates cannot both win.
+        return try await pool.write { db in
+            if let existing = try String.fetchOne(db, sql: "SELECT id FROM subjects WHERE external_ref_hash = ?", arguments: [s.externalRefHash]) {
+                var refused = conflictAudit
+                refused.subject = existing
+                try self.append([refused], db)
+                return existing
+            }
+            try db.execute(
+                sql: "INSERT INTO subjects (id, external_ref_hash, created_at, created_by, status) VALUES (?, ?, ?, ?, ?)",
+                arguments: [s.id, s.externalRefHash, SQLiteDatabase.millis(s.createdAt), s.createdBy, s.status.rawValue])
+            for f in fields { try Self.insert(f, db) }
+            try Self.insert(tokens, index, db)
+            try self.append(audit, db)
+            return nil
+        }
+    }
+
+    public func subject(id: String) async throws -> SubjectRecord? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM subjects WHERE id = ?", arguments: [id]).map { row in
+                SubjectRecord(id: row["id"], externalRefHash: row["external_ref_hash"],
+                              createdAt: SQLiteDatabase.date(row["created_at"] as Int64), createdBy: row["created_by"],
+                              status: SubjectRecord.Status(rawValue: row["status"]) ?? .erased)
+            }
+        }
+    }
+
+    static func field(_ row: Row) -> FieldRecord {
+        let ciphertext: Data? = row["ciphertext"]
+        return FieldRecord(
+            subject: row["subject_id"], field: row["field"], type: FieldType(rawValue: row["type"]) ?? .text,
+            generation: row["generation"], ciphertext: ciphertext.map(Array.init) ?? [],
+            storedAt: SQLiteDatabase.date(row["stored_at"] as Int64), storedBy: row["stored_by"],
+            status: FieldRecord.Status(rawValue: row["status"]) ?? .erased, retainedFor: row["retained_for"],
+            retainedUntil: SQLiteDatabase.date(row["retained_until"] as Int64?))
+    }
+
+    public func fields(subject: String) async throws -> [FieldRecord] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM fields WHERE subject_id = ? ORDER BY field", arguments: [subject]).map(Self.field)
+        }
+    }
+
+    public func fields(subjects: Set<String>) async throws -> [FieldRecord] {
+        guard !subjects.isEmpty else { return [] }
+        return try await pool.read { db in
+            var out: [FieldRecord] = []
+            for s in subjects {
+                out += try Row.fetchAll(db, sql: "SELECT * FROM fields WHERE subject_id = ?", arguments: [s]).map(Self.field)
+            }
+            return out
+        }
+    }
+
+    public func putFields(subject: String, _ writes: [FieldWrite], tokens: [TokenRecord], index: [BlindIndexEntry], audit: [AuditDraft]) async throws {
+        try await pool.write { db in
+            guard try String.fetchOne(db, sql: "SELECT status FROM subjects WHERE id = ?", arguments: [subject]) == "active" else {
+                throw StoreError(.notFound)
+            }
+            for w in writes {
+                let current = try Int.fetchOne(db, sql: "SELECT generation FROM fields WHERE subject_id = ? AND field = ?",
+                                               arguments: [subject, w.record.field])
+                guard current == w.replacing else { throw StoreError(.conflict) }
+                try Self.insert(w.record, db)
+                // Old tokens and index entries of a replaced field stop resolving.
+                try db.execute(sql: "DELETE FROM tokens WHERE subject_id = ? AND field = ?", arguments: [subject, w.record.field])
+                try db.execute(sql: "DELETE FROM blind_index WHERE subject_id = ? AND field = ?", arguments: [subject, w.record.field])
+            }
+            try Self.insert(tokens, index, db)
+            try self.append(audit, db)
+        }
+    }
+
+    public func tokens(hashes: [String]) async throws -> [String: TokenRecord] {
+        guard !hashes.isEmpty else { return [:] }
+        return try await pool.read { db in
+            var out: [String: TokenRecord] = [:]
+            for h in Set(hashes) {
+                if let row = try Row.fetchOne(db, sql: "SELECT * FROM tokens WHERE token_hash = ?", arguments: [h]) {
+                    out[h] = TokenRecord(tokenHash: row["token_hash"], subject: row["subject_id"], field: row["field"],
+                                         generation: row["generation"], createdAt: SQLiteDatabase.date(row["created_at"] as Int64),
+                                         createdBy: row["created_by"])
+                }
+            }
+            return out
+        }
+    }
+}
+

@@ -1,0 +1,3 @@
+import CofreCLI
+
+await cofreMain()
