@@ -83,6 +83,16 @@ let package = Package(
             dependencies: ["CofreCLI"],
             swiftSettings: swiftSettings
         ),
+        // Shared fixtures for the test targets: a vault on temporary files, log capture.
+        .target(
+            name: "CofreTestSupport",
+            dependencies: [
+                "CofreCore", "CofreCrypto", "CofreSQLite",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/CofreTestSupport",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "CofreCryptoTests",
             dependencies: ["CofreCrypto"],
@@ -90,13 +100,14 @@ let package = Package(
         ),
         .testTarget(
             name: "CofreCoreTests",
-            dependencies: ["CofreCore", "CofreCrypto", "CofreSQLite"],
+            dependencies: ["CofreCore", "CofreCrypto", "CofreSQLite", "CofreTestSupport",
+                           .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "CofreHTTPTests",
             dependencies: [
-                "CofreHTTP", "CofreCore", "CofreCrypto", "CofreSQLite",
+                "CofreHTTP", "CofreCore", "CofreCrypto", "CofreSQLite", "CofreTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -105,7 +116,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CofreCLITests",
-            dependencies: ["CofreCore"],
+            dependencies: ["CofreTestSupport"],
             swiftSettings: swiftSettings
         ),
     ]

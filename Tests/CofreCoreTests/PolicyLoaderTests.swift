@@ -1,0 +1,83 @@
+import CofreCore
+import Foundation
+import CofreTestSupport
+import Testing
+
+@Suite("Policy loading")
+struct PolicyLoaderTests {
+    @Test("the example policy of CONTRACT §2 loads as written")
+    func example() throws {
+        let p = try PolicyLoader.load(file: examplePolicyPath)
+        #expect(p.fields.count == 7)
+        #expect(p.fields["cpf"] == FieldSpec(type: .cpf, searchable: true))
+        #expect(p.fields["name"] == FieldSpec(type: .text, searchable: false))
+        #expect(p.purposes["collection-whatsapp"]?.legalBasis == .consent)
+        #expect(p.purposes["collection-whatsapp"]?.channel == "whatsapp")
+        #expect(p.purposes["collection-whatsapp"]?.fields["cpf"] == .masked)
+        #expect(p.purposes["legal-defense"]?.retentionDays == 1825)
+        #expect(p.services["crm"] == ServicePolicy(name: "crm", role: .service,
+                                                  purposes: ["collection-call", "payment", "legal-defense"], tokenize: true))
+        #expect(p.services["auditor"]?.role == .auditor)
+    }
+
+    static let base = """
+        fields:
+          name: { type: text }
+          cpf: { type: cpf }
+        purposes:
+          p1: { legal_basis: contract, fields: { name: plain } }
+        services:
+          s1: { role: service, purposes: [p1] }
+
+        """
+
+    struct Bad: Sendable, CustomTestStringConvertible {
+        let yaml: String
+        let path: String
+        let expected: String
+        var testDescription: String { path }
+    }
+
+    @Test("an unknown or malformed entry is refused with the file, the key path and what was expected", arguments: [
+        Bad(yaml: base.replacingOccurrences(of: "type: cpf", with: "type: passport"), path: "fields.cpf.type", expected: "one of text, cpf"),
+        Bad(yaml: base.replacingOccurrences(of: "legal_basis: contract", with: "legal_basis: vibes"), path: "purposes.p1.legal_basis",
+            expected: "one of consent, legal_obligation"),
+        Bad(yaml: base.replacingOccurrences(of: "{ name: plain }", with: "{ salary: plain }"), path: "purposes.p1.fields.salary",
+            expected: "a field declared under 'fields'"),
+        Bad(yaml: base.replacingOccurrences(of: "{ name: plain }", with: "{ name: visible }"), path: "purposes.p1.fields.name",
+            expected: "one of plain, masked, redacted"),
+        Bad(yaml: base.replacingOccurrences(of: "purposes: [p1]", with: "purposes: [p2]"), path: "services.s1.purposes[0]",
+            expected: "a purpose declared under 'purposes'"),
+        Bad(yaml: base.replacingOccurrences(of: "role: service", with: "role: admin"), path: "services.s1.role",
+            expected: "one of service, dpo, auditor"),
+        Bad(yaml: base + "extras: {}\n", path: "extras", expected: "one of fields, purposes, services"),
+        Bad(yaml: base.replacingOccurrences(of: "{ type: text }", with: "{ type: text, secret: true }"), path: "fields.name.secret",
+            expected: "one of type, searchable"),
+        Bad(yaml: base.replacingOccurrences(of: "fields: { name: plain } }", with: "fields: { name: plain }, retention_days: -3 }"),
+            path: "purposes.p1.retention_days", expected: "a whole number of days"),
+        Bad(yaml: base.replacingOccurrences(of: "{ role: service, purposes: [p1] }", with: "{ role: auditor, purposes: [p1] }"),
+            path: "services.s1", expected: "no purposes or tokenize"),
+        Bad(yaml: "fields: [", path: "<root>", expected: "well-formed YAML"),
+        Bad(yaml: "just a string", path: "<root>", expected: "a mapping"),
+    ])
+    func refused(_ bad: Bad) throws {
+        let error = try #require(throws: PolicyError.self) { try PolicyLoader.parse(bad.yaml, file: "policy.yaml") }
+        let text = error.description
+        #expect(text.contains("policy.yaml"), "\(text)")
+        #expect(text.contains("at \(bad.path)"), "\(text)")
+        #expect(text.contains(bad.expected), "\(text)")
+    }
+
+    @Test("errors carry the line number")
+    func lineNumbers() throws {
+        let yaml = Self.base.replacingOccurrences(of: "legal_basis: contract", with: "legal_basis: vibes")
+        let error = try #require(throws: PolicyError.self) { try PolicyLoader.parse(yaml, file: "p.yaml") }
+        #expect(error.line == 5)
+    }
+
+    @Test("a missing file is refused with its name")
+    func missingFile() throws {
+        let error = try #require(throws: PolicyError.self) { try PolicyLoader.load(file: "/nonexistent/policy.yaml") }
+        #expect(error.description.contains("/nonexistent/policy.yaml"))
+    }
+}

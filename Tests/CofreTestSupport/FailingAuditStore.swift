@@ -1,0 +1,43 @@
+public import CofreCore
+public import Foundation
+
+/// A data store whose audit writes can be made to fail, to prove the vault fails closed.
+/// Every other call goes to the real store underneath.
+public final class FailingAuditStore: VaultStore, @unchecked Sendable {
+    let base: any VaultStore
+    private let lock = NSLock()
+    private var failing = false
+
+    public init(_ base: any VaultStore) { self.base = base }
+
+    public var failAudit: Bool {
+        get { lock.withLock { failing } }
+        set { lock.withLock { failing = newValue } }
+    }
+
+    func check() throws { if failAudit { throw StoreError(.auditUnavailable) } }
+
+    public func migrate() async throws { try await base.migrate() }
+    public func checkHealth() async throws { try await base.checkHealth() }
+    public func insertCredential(_ c: CredentialRecord, audit: AuditDraft) async throws {
+        try check(); try await base.insertCredential(c, audit: audit)
+    }
+    public func revokeCredentials(service: String, at: Date, audit: AuditDraft) async throws -> Int {
+        try check(); return try await base.revokeCredentials(service: service, at: at, audit: audit)
+    }
+    public func credential(keyHash: String) async throws -> CredentialRecord? { try await base.credential(keyHash: keyHash) }
+    public func credentials() async throws -> [CredentialRecord] { try await base.credentials() }
+    public func createSubject(_ s: SubjectRecord, fields: [FieldRecord], tokens: [TokenRecord], index: [BlindIndexEntry],
+                              audit: [AuditDraft], conflictAudit: AuditDraft) async throws -> String? {
+        try check()
+        return try await base.createSubject(s, fields: fields, tokens: tokens, index: index, audit: audit, conflictAudit: conflictAudit)
+    }
+    public func subject(id: String) async throws -> SubjectRecord? { try await base.subject(id: id) }
+    public func fields(subject: String) async throws -> [FieldRecord] { try await base.fields(subject: subject) }
+    public func fields(subjects: Set<String>) async throws -> [FieldRecord] { try await base.fields(subjects: subjects) }
+    public func putFields(subject: String, _ writes: [FieldWrite], tokens: [TokenRecord], index: [BlindIndexEntry], audit: [AuditDraft]) async throws {
+        try check(); try await base.putFields(subject: subject, writes, tokens: tokens, index: index, audit: audit)
+    }
+    public func tokens(hashes: [String]) async throws -> [String: TokenRecord] { try await base.tokens(hashes: hashes) }
+    public func appendAudit(_ events: [AuditDraft]) async throws { try check(); try await base.appendAudit(events) }
+}
