@@ -1,0 +1,115 @@
+import CofreTestSupport
+import Foundation
+import Testing
+
+/// The `cofre` binary that `swift build` made (tests never build a second one).
+let cofreBinary: String = {
+    if let explicit = ProcessInfo.processInfo.environment["COFRE_BINARY"] { return explicit }
+    return repositoryRoot + "/.build/debug/cofre"
+}()
+
+struct RunResult {
+    let status: Int32
+    let stdout: String
+    let stderr: String
+}
+
+/// Runs `cofre` with `args` in `directory`, with a clean COFRE_* environment plus `env`.
+func runCofre(_ args: [String], in directory: String, env: [String: String] = [:], stdin: String? = nil) throws -> RunResult {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: cofreBinary)
+    p.arguments = args
+    p.currentDirectoryURL = URL(fileURLWithPath: directory)
+    var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("COFRE_") }
+    environment.merge(env) { $1 }
+    p.environment = environment
+    let out = Pipe(), err = Pipe(), input = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    p.standardInput = input
+    try p.run()
+    if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+    try input.fileHandleForWriting.close()
+    let o = out.fileHandleForReading.readDataToEndOfFile()
+    let e = err.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return RunResult(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+}
+
+/// A working directory laid out like a checkout: `deploy/policy.example.yaml`, nothing else.
+func makeWorkdir() throws -> String {
+    let dir = try makeTempDirectory()
+    try FileManager.default.createDirectory(atPath: dir + "/deploy", withIntermediateDirectories: true)
+    try FileManager.default.copyItem(atPath: examplePolicyPath, toPath: dir + "/deploy/policy.example.yaml")
+    return dir
+}
+
+/// A `cofre serve` process on a loopback port, stopped with SIGTERM.
+final class Server: @unchecked Sendable {
+    let process = Process()
+    let port: Int
+    let logPath: String
+    let directory: String
+
+    init(directory: String, env: [String: String] = [:]) throws {
+        self.directory = directory
+        port = Int.random(in: 20000...40000)
+        logPath = directory + "/serve-\(port).log"
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        process.executableURL = URL(fileURLWithPath: cofreBinary)
+        process.arguments = ["serve", "--port", String(port)]
+        process.currentDirectoryURL = URL(fileURLWithPath: directory)
+        var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("COFRE_") }
+        environment.merge(env) { $1 }
+        process.environment = environment
+        let log = FileHandle(forWritingAtPath: logPath)!
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+    }
+
+    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    /// Waits (bounded) until /healthz answers.
+    func waitReady() async throws {
+        for _ in 0..<150 {
+            if !process.isRunning { break }
+            if let r = try? curl("GET", "/healthz"), r.status == 200 { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        Issue.record("server did not become ready; log:\n\(log)")
+        throw CancellationError()
+    }
+
+    /// One HTTP call through curl; returns the status and body.
+    func curl(_ method: String, _ path: String, key: String? = nil, body: String? = nil) throws -> (status: Int, body: String) {
+        var args = ["-s", "-o", "-", "-w", "\n%{http_code}", "-X", method, "http://127.0.0.1:\(port)\(path)", "-H", "Content-Type: application/json"]
+        if let key { args += ["-H", "Authorization: Bearer \(key)"] }
+        if let body { args += ["--data-binary", body] }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        p.arguments = args
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        let text = String(decoding: data, as: UTF8.self)
+        guard let nl = text.lastIndex(of: "\n") else { return (0, text) }
+        return (Int(text[text.index(after: nl)...]) ?? 0, String(text[..<nl]))
+    }
+
+    /// SIGTERM, then waits (bounded) for a clean exit.
+    func stop() async throws -> Int32 {
+        process.terminate()
+        for _ in 0..<100 where process.isRunning { try await Task.sleep(for: .milliseconds(100)) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL); Issue.record("server ignored SIGTERM") }
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+}
+
+func json(_ text: String) -> [String: Any] {
+    (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] ?? [:]
+}

@@ -1,0 +1,83 @@
+import CofreCore
+import CofreCrypto
+import CofreTestSupport
+import Foundation
+import Testing
+
+@Suite("Key ring on disk")
+struct KeyRingTests {
+    @Test("development start creates kek-v1.key with mode 0600 in a 0700 directory, and warns")
+    func createsInDevelopment() throws {
+        let dir = try makeTempDirectory() + "/keys"
+        let logs = LogCapture()
+        let ring = try KeyRingDirectory.load(directory: dir, allowCreate: true, logger: logs.logger)
+        #expect(ring.versions == [1])
+        let attrs = try FileManager.default.attributesOfItem(atPath: dir + "/kek-v1.key")
+        #expect((attrs[.posixPermissions] as? Int) == 0o600)
+        #expect((try FileManager.default.attributesOfItem(atPath: dir)[.posixPermissions] as? Int) == 0o700)
+        #expect(logs.text.contains("DEVELOPMENT KEY RING CREATED"))
+        // Loading again reads the same key rather than making another.
+        let again = try KeyRingDirectory.load(directory: dir, allowCreate: true, logger: logs.logger)
+        #expect(again.versions == [1])
+        let sealed = try Envelope.seal([1, 2, 3], key: ring.key(version: 1)!, keyVersion: 1, context: AssociatedData(["t"]))
+        #expect(try Envelope.open(sealed, key: again.key(version: 1)!, context: AssociatedData(["t"])) == [1, 2, 3])
+    }
+
+    @Test("without permission to create (production), a missing key ring is refused")
+    func refusesInProduction() throws {
+        let dir = try makeTempDirectory()
+        let error = #expect(throws: KeyRingError.self) {
+            try KeyRingDirectory.load(directory: dir + "/keys", allowCreate: false, logger: LogCapture().logger)
+        }
+        #expect(error?.description.contains("production") == true)
+        let empty = dir + "/empty"
+        try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
+        let error2 = #expect(throws: KeyRingError.self) {
+            try KeyRingDirectory.load(directory: empty, allowCreate: false, logger: LogCapture().logger)
+        }
+        #expect(error2?.description.contains("refusing to create") == true)
+    }
+
+    @Test("a key file or directory readable by group or others is refused with the chmod that fixes it")
+    func refusesOpenModes() throws {
+        let dir = try makeTempDirectory() + "/keys"
+        _ = try KeyRingDirectory.load(directory: dir, allowCreate: true, logger: LogCapture().logger)
+        chmod(dir + "/kek-v1.key", 0o644)
+        let error = #expect(throws: KeyRingError.self) {
+            try KeyRingDirectory.load(directory: dir, allowCreate: true, logger: LogCapture().logger)
+        }
+        #expect(error?.description.contains("chmod 600") == true)
+        chmod(dir + "/kek-v1.key", 0o600)
+        chmod(dir, 0o755)
+        let error2 = #expect(throws: KeyRingError.self) {
+            try KeyRingDirectory.load(directory: dir, allowCreate: true, logger: LogCapture().logger)
+        }
+        #expect(error2?.description.contains("chmod 700") == true)
+    }
+
+    @Test("a key file that is not base64 of 32 bytes is refused")
+    func refusesBadKeyFile() throws {
+        let dir = try makeTempDirectory() + "/keys"
+        _ = try KeyRingDirectory.load(directory: dir, allowCreate: true, logger: LogCapture().logger)
+        let bad = dir + "/kek-v2.key"
+        FileManager.default.createFile(atPath: bad, contents: Data("c2hvcnQ=\n".utf8), attributes: [.posixPermissions: 0o600])
+        let error = #expect(throws: KeyRingError.self) {
+            try KeyRingDirectory.load(directory: dir, allowCreate: true, logger: LogCapture().logger)
+        }
+        #expect(error?.description.contains("exactly 32 bytes") == true)
+    }
+
+    @Test("a data key wrapped for one subject and field does not unwrap as another's")
+    func wrappedKeysAreBound() async throws {
+        let tv = try await TestVault.make()
+        let id = DataKeyID(subject: "sub_a", group: "cpf", generation: 1)
+        let (_, wrapped) = try tv.vault.dataKeys.generate(id, now: Date())
+        _ = try tv.vault.dataKeys.unwrap(wrapped)
+        let moved = WrappedDataKey(id: DataKeyID(subject: "sub_b", group: "cpf", generation: 1), kekVersion: 1,
+                                   wrapped: wrapped.wrapped, createdAt: wrapped.createdAt)
+        #expect(throws: CryptoError(.integrity)) { try tv.vault.dataKeys.unwrap(moved) }
+        let regenerated = WrappedDataKey(id: DataKeyID(subject: "sub_a", group: "cpf", generation: 2), kekVersion: 1,
+                                         wrapped: wrapped.wrapped, createdAt: wrapped.createdAt)
+        #expect(throws: CryptoError(.integrity)) { try tv.vault.dataKeys.unwrap(regenerated) }
+    }
+}
