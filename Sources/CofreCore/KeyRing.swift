@@ -41,6 +41,15 @@ public enum KeyRingDirectory {
         } else if !isDir.boolValue {
             throw KeyRingError("key ring path '\(directory)' is not a directory")
         }
+        if !allowCreate, try !hasKeyFiles(directory) {
+            throw KeyRingError("no key-encryption key (kek-v<N>.key) in '\(directory)'; refusing to create one because COFRE_ENV=production")
+        }
+        // A fresh checkout's keys/ (README only) comes with the umask's mode: a development start
+        // that is about to create the ring makes the directory private first.
+        if allowCreate, try !hasKeyFiles(directory), (try? checkMode(directory, isDirectory: true)) == nil {
+            guard chmod(directory, 0o700) == 0 else { throw KeyRingError("cannot make '\(directory)' private (chmod 700)") }
+            logger.warning("key ring directory was readable by others; set its mode to 0700", metadata: ["directory": "\(directory)"])
+        }
         var ring = try read(directory: directory)
         if ring.isEmpty {
             guard allowCreate else {
@@ -67,6 +76,10 @@ public enum KeyRingDirectory {
         defer { close(fd) }
         let written = encoded.utf8CString.withUnsafeBufferPointer { Foundation.write(fd, $0.baseAddress, $0.count - 1) }
         guard written == encoded.utf8.count, fsync(fd) == 0 else { throw KeyRingError("cannot write key file '\(path)'") }
+    }
+
+    static func hasKeyFiles(_ directory: String) throws -> Bool {
+        try FileManager.default.contentsOfDirectory(atPath: directory).contains { $0.hasPrefix(prefix) && $0.hasSuffix(suffix) }
     }
 
     static func read(directory: String) throws -> [UInt32: (key: SymmetricKey, created: Date)] {

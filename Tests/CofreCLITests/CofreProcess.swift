@@ -41,6 +41,9 @@ func makeWorkdir() throws -> String {
     let dir = try makeTempDirectory()
     try FileManager.default.createDirectory(atPath: dir + "/deploy", withIntermediateDirectories: true)
     try FileManager.default.copyItem(atPath: examplePolicyPath, toPath: dir + "/deploy/policy.example.yaml")
+    // As git checks it out: keys/ holds only its README, with the umask's (open) mode.
+    try FileManager.default.createDirectory(atPath: dir + "/keys", withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+    try FileManager.default.copyItem(atPath: repositoryRoot + "/keys/README.md", toPath: dir + "/keys/README.md")
     return dir
 }
 

@@ -23,6 +23,17 @@ struct KeyRingTests {
         #expect(try Envelope.open(sealed, key: again.key(version: 1)!, context: AssociatedData(["t"])) == [1, 2, 3])
     }
 
+    @Test("a development start in a fresh checkout's open keys/ (README only) makes it private, then creates the ring")
+    func tightensFreshCheckout() throws {
+        let dir = try makeTempDirectory() + "/keys"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o755])
+        FileManager.default.createFile(atPath: dir + "/README.md", contents: Data("x".utf8))
+        #expect(throws: KeyRingError.self) { try KeyRingDirectory.load(directory: dir, allowCreate: false, logger: LogCapture().logger) }
+        let ring = try KeyRingDirectory.load(directory: dir, allowCreate: true, logger: LogCapture().logger)
+        #expect(ring.versions == [1])
+        #expect((try FileManager.default.attributesOfItem(atPath: dir)[.posixPermissions] as? Int) == 0o700)
+    }
+
     @Test("without permission to create (production), a missing key ring is refused")
     func refusesInProduction() throws {
         let dir = try makeTempDirectory()
