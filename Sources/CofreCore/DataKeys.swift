@@ -50,12 +50,20 @@ public struct DataKeys: Sendable {
 
     /// The vault's own key for `group` (blind index, audit chain), created on first use.
     public func systemKey(_ group: String, now: Date) async throws -> SymmetricKey {
-        let id = DataKeyID(subject: DataKeyID.systemSubject, group: group, generation: 1)
+        try await getOrCreate(DataKeyID(subject: DataKeyID.systemSubject, group: group, generation: 1), now: now)
+    }
+
+    /// Loads a key, creating it on first use. Safe against a concurrent creator: the stored one wins.
+    public func getOrCreate(_ id: DataKeyID, now: Date) async throws -> SymmetricKey {
         if let existing = try await store.fetch([id])[id] { return try unwrap(existing) }
         let (key, wrapped) = try generate(id, now: now)
-        try await store.insert([wrapped])
-        // Another instance may have raced us: whatever the store kept is the key.
-        guard let kept = try await store.fetch([id])[id] else { return key }
-        return try unwrap(kept)
+        do {
+            try await store.insert([wrapped])
+            return key
+        } catch {
+            // Another request or instance created it first: use theirs.
+            guard let kept = try await store.fetch([id])[id] else { throw error }
+            return try unwrap(kept)
+        }
     }
 }

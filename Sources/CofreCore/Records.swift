@@ -47,6 +47,15 @@ public struct FieldRecord: Sendable, Equatable {
     }
 
     public var keyID: DataKeyID { DataKeyID(subject: subject, group: field, generation: generation) }
+
+    /// The state the reveal decision sees.
+    public var state: FieldState {
+        switch status {
+        case .active: .active
+        case .erased: .erased
+        case .blocked: .blocked(purpose: retainedFor ?? "", until: retainedUntil ?? .distantPast)
+        }
+    }
 }
 
 /// A token as stored: only its keyed hash, so a copy of the database yields no usable token.

@@ -31,12 +31,15 @@ extension Vault {
         let hashes = tokens.map { Identifiers.isToken($0) ? tokenHash($0) : nil }
         let records: [String: TokenRecord]
         let fields: [String: [String: FieldRecord]]
+        let states: [String: [String: PurposeState]]
         do {
             records = try await store.tokens(hashes: hashes.compactMap { $0 })
             let subjects = Set(records.values.map(\.subject))
             var bySubject: [String: [String: FieldRecord]] = [:]
             for f in try await store.fields(subjects: subjects) { bySubject[f.subject, default: [:]][f.field] = f }
             fields = bySubject
+            // Read fresh on every call: a revocation or objection takes effect on the very next request.
+            states = try await store.consentStates(subjects: subjects)
         } catch {
             throw mapStore(error)
         }
@@ -53,14 +56,10 @@ extension Vault {
                 decisions.append((token, record, nil, .deny(.tokenUnknown)))
                 continue
             }
-            let state: FieldState = switch field.status {
-            case .active: .active
-            case .erased: .erased
-            case .blocked: .blocked(purpose: field.retainedFor ?? "", until: field.retainedUntil ?? .distantPast)
-            }
+            let consent = states[record.subject]?[purposeName] ?? PurposeState()
             let decision = RevealPolicy.decide(RevealRequest(
-                service: p.policy, purposeName: purposeName, purpose: purpose, field: record.field, fieldState: state,
-                consent: .none, objection: false, now: at))
+                service: p.policy, purposeName: purposeName, purpose: purpose, field: record.field, fieldState: field.state,
+                consent: consent.consent, objection: consent.objection, now: at))
             decisions.append((token, record, field, decision))
         }
 

@@ -27,6 +27,19 @@ public protocol VaultStore: Sendable {
     func putFields(subject: String, _ writes: [FieldWrite], tokens: [TokenRecord], index: [BlindIndexEntry], audit: [AuditDraft]) async throws
     func tokens(hashes: [String]) async throws -> [String: TokenRecord]
 
+    /// Mints extra tokens (a lookup's answer) for fields that must still be at these generations.
+    func insertTokens(_ tokens: [TokenRecord], audit: [AuditDraft]) async throws
+    /// Subjects whose blind-index entry for `field` has this keyed hash.
+    func lookup(field: String, hash: String) async throws -> [String]
+
+    /// Appends to the consent ledger and returns the entry's sequence number. Throws
+    /// `StoreError.notFound` if the subject is gone or erased.
+    func appendConsent(_ record: ConsentRecord, audit: AuditDraft) async throws -> Int64
+    /// The whole ledger of a subject, oldest first.
+    func consentHistory(subject: String) async throws -> [ConsentRecord]
+    /// The current state per subject and purpose, read fresh on every call.
+    func consentStates(subjects: Set<String>) async throws -> [String: [String: PurposeState]]
+
     func appendAudit(_ events: [AuditDraft]) async throws
 }
 

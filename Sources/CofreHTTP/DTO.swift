@@ -1,4 +1,5 @@
 import CofreCore
+import Foundation
 
 /// Request and response bodies of CONTRACT §4, with the contract's snake_case keys.
 struct CreateSubjectBody: Decodable {
@@ -50,4 +51,71 @@ struct RevealAnswer: Encodable {
 
 struct StatusAnswer: Encodable {
     let status: String
+}
+
+struct ConsentBody: Decodable {
+    let status: String?
+    let channel: String?
+    let evidence: String?
+    let noticeVersion: String?
+    enum CodingKeys: String, CodingKey { case status, channel, evidence, noticeVersion = "notice_version" }
+}
+
+struct ConsentEventDTO: Encodable {
+    let seq: Int64
+    let subject: String
+    let purpose: String
+    let kind: String
+    let status: String
+    let channel: String?
+    let evidence: String?
+    let noticeVersion: String?
+    let recordedBy: String
+    let recordedRole: String
+    let recordedAt: Date
+    enum CodingKeys: String, CodingKey {
+        case seq, subject, purpose, kind, status, channel, evidence
+        case noticeVersion = "notice_version", recordedBy = "recorded_by", recordedRole = "recorded_role", recordedAt = "recorded_at"
+    }
+
+    init(_ v: Vault.ConsentView) {
+        seq = v.seq
+        subject = v.subject
+        purpose = v.purpose
+        kind = v.kind.rawValue
+        status = v.status.rawValue
+        channel = v.channel
+        evidence = v.evidence
+        noticeVersion = v.noticeVersion
+        recordedBy = v.recordedBy
+        recordedRole = v.recordedRole
+        recordedAt = v.recordedAt
+    }
+}
+
+struct PurposeConsentsDTO: Encodable {
+    let legalBasis: String
+    let consent: String
+    let objection: Bool
+    let objectionBlocks: Bool
+    let history: [ConsentEventDTO]
+    enum CodingKeys: String, CodingKey {
+        case legalBasis = "legal_basis", consent, objection, objectionBlocks = "objection_blocks", history
+    }
+}
+
+struct ConsentsAnswer: Encodable {
+    let subject: String
+    let purposes: [String: PurposeConsentsDTO]
+}
+
+struct LookupBody: Decodable {
+    let purpose: String
+    let field: String
+    let value: String
+}
+
+struct LookupAnswer: Encodable {
+    let subject: String
+    let token: String
 }

@@ -47,6 +47,48 @@ struct VaultAPI: Sendable {
                            denied: r.denied.map { Denied(code: $0.rawValue, message: $0.message) })
             }))
         }
+        router.post("/v1/lookup") { request, context in
+            let principal = try await authenticate(request)
+            let body = try await Self.decode(LookupBody.self, request, context)
+            let found = try await vault.lookup(principal, purpose: body.purpose, field: body.field, value: body.value,
+                                               requestID: context.requestID)
+            return try Self.json(LookupAnswer(subject: found.subject, token: found.token))
+        }
+        router.get("/v1/subjects/:subject/consents") { request, context in
+            let principal = try await authenticate(request)
+            let subject = try context.parameters.require("subject")
+            let all = try await vault.consents(principal, subject: subject, requestID: context.requestID)
+            var purposes: [String: PurposeConsentsDTO] = [:]
+            for p in all {
+                purposes[p.purpose] = PurposeConsentsDTO(
+                    legalBasis: p.legalBasis.rawValue, consent: "\(p.consent)", objection: p.objection,
+                    objectionBlocks: p.objectionBlocks, history: p.history.map(ConsentEventDTO.init))
+            }
+            return try Self.json(ConsentsAnswer(subject: subject, purposes: purposes))
+        }
+        router.put("/v1/subjects/:subject/consents/:purpose") { request, context in
+            let principal = try await authenticate(request)
+            let subject = try context.parameters.require("subject")
+            let purpose = try context.parameters.require("purpose")
+            let body = try await Self.decode(ConsentBody.self, request, context)
+            let event = try await vault.recordConsent(
+                principal, subject: subject, purpose: purpose,
+                .init(status: body.status, channel: body.channel, evidence: body.evidence, noticeVersion: body.noticeVersion),
+                requestID: context.requestID)
+            return try Self.json(ConsentEventDTO(event))
+        }
+        for (method, objected) in [(HTTPRequest.Method.put, true), (.delete, false)] {
+            router.on("/v1/subjects/:subject/objections/:purpose", method: method) { request, context in
+                let principal = try await authenticate(request)
+                let subject = try context.parameters.require("subject")
+                let purpose = try context.parameters.require("purpose")
+                let body = try await Self.decodeOptional(ConsentBody.self, request, context)
+                let event = try await vault.recordObjection(
+                    principal, subject: subject, purpose: purpose, objected: objected,
+                    .init(channel: body?.channel, evidence: body?.evidence), requestID: context.requestID)
+                return try Self.json(ConsentEventDTO(event))
+            }
+        }
     }
 
     /// `Authorization: Bearer <key>`; anything else is the same 401.
@@ -59,16 +101,31 @@ struct VaultAPI: Sendable {
         return try await vault.authenticate(bearer: key)
     }
 
-    /// Reads at most 1 MiB and decodes; a decoding failure names the JSON path, never the value.
-    static func decode<T: Decodable>(_ type: T.Type, _ request: Request, _ context: CofreRequestContext) async throws -> T {
+    /// Reads at most 1 MiB of body.
+    static func body(_ request: Request, _ context: CofreRequestContext) async throws -> ByteBuffer {
         var request = request
-        let buffer: ByteBuffer
         do {
-            buffer = try await request.collectBody(upTo: context.maxUploadSize)
+            return try await request.collectBody(upTo: context.maxUploadSize)
         } catch is NIOTooManyBytesError {
             throw VaultError(.payloadTooLarge, .bodyTooLarge, "the request body exceeds 1 MiB")
         }
+    }
+
+    /// Reads and decodes a required JSON body.
+    static func decode<T: Decodable>(_ type: T.Type, _ request: Request, _ context: CofreRequestContext) async throws -> T {
+        let buffer = try await body(request, context)
         guard buffer.readableBytes > 0 else { throw VaultError(.badRequest, .malformedRequest, "a JSON body is required") }
+        return try parse(type, buffer)
+    }
+
+    /// Like `decode`, for routes whose body may be absent.
+    static func decodeOptional<T: Decodable>(_ type: T.Type, _ request: Request, _ context: CofreRequestContext) async throws -> T? {
+        let buffer = try await body(request, context)
+        return buffer.readableBytes == 0 ? nil : try parse(type, buffer)
+    }
+
+    /// A decoding failure names the JSON path, never the value.
+    static func parse<T: Decodable>(_ type: T.Type, _ buffer: ByteBuffer) throws -> T {
         do {
             return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
         } catch let DecodingError.keyNotFound(key, ctx) {

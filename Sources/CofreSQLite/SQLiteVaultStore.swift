@@ -89,6 +89,33 @@ public final class SQLiteVaultStore: VaultStore {
                 CREATE INDEX audit_subject ON audit_events(subject_id, seq);
                 """)
         }
+        m.registerMigration("v2-consent-ledger") { db in
+            try db.execute(sql: """
+                CREATE TABLE consent_events (
+                    seq INTEGER PRIMARY KEY,
+                    id TEXT NOT NULL UNIQUE,
+                    subject_id TEXT NOT NULL REFERENCES subjects(id),
+                    purpose TEXT NOT NULL,
+                    kind TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    channel TEXT,
+                    evidence BLOB,
+                    notice_version TEXT,
+                    recorded_by TEXT NOT NULL,
+                    recorded_role TEXT NOT NULL,
+                    recorded_at INTEGER NOT NULL
+                );
+                CREATE INDEX consent_events_subject ON consent_events(subject_id, seq);
+                CREATE TABLE consent_state (
+                    subject_id TEXT NOT NULL REFERENCES subjects(id),
+                    purpose TEXT NOT NULL,
+                    consent TEXT NOT NULL,
+                    objection INTEGER NOT NULL,
+                    updated_seq INTEGER NOT NULL,
+                    PRIMARY KEY (subject_id, purpose)
+                );
+                """)
+        }
         return m
     }
 
@@ -292,5 +319,91 @@ public final class SQLiteVaultStore: VaultStore {
             return out
         }
     }
-}
 
+    // MARK: lookup and consent
+
+    public func insertTokens(_ tokens: [TokenRecord], audit: [AuditDraft]) async throws {
+        try await pool.write { db in
+            for t in tokens {
+                let current = try Int.fetchOne(db, sql: "SELECT generation FROM fields WHERE subject_id = ? AND field = ? AND status = 'active'",
+                                               arguments: [t.subject, t.field])
+                guard current == t.generation else { throw StoreError(.conflict) }
+            }
+            try Self.insert(tokens, [], db)
+            try self.append(audit, db)
+        }
+    }
+
+    public func lookup(field: String, hash: String) async throws -> [String] {
+        try await pool.read { db in
+            try String.fetchAll(db, sql: "SELECT subject_id FROM blind_index WHERE field = ? AND hash = ? ORDER BY subject_id",
+                                arguments: [field, hash])
+        }
+    }
+
+    public func appendConsent(_ r: ConsentRecord, audit: AuditDraft) async throws -> Int64 {
+        try await pool.write { db in
+            guard try String.fetchOne(db, sql: "SELECT status FROM subjects WHERE id = ?", arguments: [r.subject]) == "active" else {
+                throw StoreError(.notFound)
+            }
+            try db.execute(
+                sql: """
+                    INSERT INTO consent_events (id, subject_id, purpose, kind, status, channel, evidence, notice_version,
+                        recorded_by, recorded_role, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [r.id, r.subject, r.purpose, r.kind.rawValue, r.status.rawValue, r.channel, r.evidence.map { Data($0) },
+                            r.noticeVersion, r.recordedBy, r.recordedRole, SQLiteDatabase.millis(r.recordedAt)])
+            let seq = db.lastInsertedRowID
+            // The folded state, kept in the same transaction so reads never replay the ledger.
+            let (consentColumn, consentValue, objectionValue): (String, String, Int) = switch r.status {
+            case .granted: ("consent", "granted", 0)
+            case .revoked: ("consent", "revoked", 0)
+            case .objected: ("objection", "none", 1)
+            case .withdrawn: ("objection", "none", 0)
+            }
+            try db.execute(
+                sql: """
+                    INSERT INTO consent_state (subject_id, purpose, consent, objection, updated_seq) VALUES (?, ?, ?, ?, ?)
+                    ON CONFLICT (subject_id, purpose) DO UPDATE SET
+                        consent = CASE WHEN ? = 'consent' THEN excluded.consent ELSE consent END,
+                        objection = CASE WHEN ? = 'objection' THEN excluded.objection ELSE objection END,
+                        updated_seq = excluded.updated_seq
+                    """,
+                arguments: [r.subject, r.purpose, consentValue, objectionValue, seq, consentColumn, consentColumn])
+            try self.append([audit], db)
+            return seq
+        }
+    }
+
+    public func consentHistory(subject: String) async throws -> [ConsentRecord] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM consent_events WHERE subject_id = ? ORDER BY seq", arguments: [subject]).map { row in
+                let evidence: Data? = row["evidence"]
+                return ConsentRecord(
+                    id: row["id"], subject: row["subject_id"], purpose: row["purpose"],
+                    kind: ConsentRecord.Kind(rawValue: row["kind"]) ?? .consent,
+                    status: ConsentRecord.Status(rawValue: row["status"]) ?? .revoked, channel: row["channel"],
+                    evidence: evidence.map(Array.init), noticeVersion: row["notice_version"], recordedBy: row["recorded_by"],
+                    recordedRole: row["recorded_role"], recordedAt: SQLiteDatabase.date(row["recorded_at"] as Int64), seq: row["seq"])
+            }
+        }
+    }
+
+    public func consentStates(subjects: Set<String>) async throws -> [String: [String: PurposeState]] {
+        guard !subjects.isEmpty else { return [:] }
+        return try await pool.read { db in
+            var out: [String: [String: PurposeState]] = [:]
+            for s in subjects {
+                for row in try Row.fetchAll(db, sql: "SELECT purpose, consent, objection FROM consent_state WHERE subject_id = ?", arguments: [s]) {
+                    let consent: ConsentState = switch row["consent"] as String {
+                    case "granted": .granted
+                    case "revoked": .revoked
+                    default: .none
+                    }
+                    out[s, default: [:]][row["purpose"]] = PurposeState(consent: consent, objection: (row["objection"] as Int) != 0)
+                }
+            }
+            return out
+        }
+    }
+}

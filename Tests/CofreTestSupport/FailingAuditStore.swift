@@ -40,4 +40,15 @@ public final class FailingAuditStore: VaultStore, @unchecked Sendable {
     }
     public func tokens(hashes: [String]) async throws -> [String: TokenRecord] { try await base.tokens(hashes: hashes) }
     public func appendAudit(_ events: [AuditDraft]) async throws { try check(); try await base.appendAudit(events) }
+    public func insertTokens(_ tokens: [TokenRecord], audit: [AuditDraft]) async throws {
+        try check(); try await base.insertTokens(tokens, audit: audit)
+    }
+    public func lookup(field: String, hash: String) async throws -> [String] { try await base.lookup(field: field, hash: hash) }
+    public func appendConsent(_ record: ConsentRecord, audit: AuditDraft) async throws -> Int64 {
+        try check(); return try await base.appendConsent(record, audit: audit)
+    }
+    public func consentHistory(subject: String) async throws -> [ConsentRecord] { try await base.consentHistory(subject: subject) }
+    public func consentStates(subjects: Set<String>) async throws -> [String: [String: PurposeState]] {
+        try await base.consentStates(subjects: subjects)
+    }
 }

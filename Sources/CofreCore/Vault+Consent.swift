@@ -1,0 +1,188 @@
+import CofreCrypto
+public import Foundation
+import Logging
+
+extension Vault {
+    /// What a caller sends to record consent or an objection.
+    public struct ConsentInput: Sendable {
+        public var status: String?
+        public var channel: String?
+        public var evidence: String?
+        public var noticeVersion: String?
+        public init(status: String? = nil, channel: String? = nil, evidence: String? = nil, noticeVersion: String? = nil) {
+            self.status = status
+            self.channel = channel
+            self.evidence = evidence
+            self.noticeVersion = noticeVersion
+        }
+    }
+
+    /// A ledger entry as shown to callers, evidence decrypted.
+    public struct ConsentView: Sendable, Equatable {
+        public let seq: Int64
+        public let subject: String
+        public let purpose: String
+        public let kind: ConsentRecord.Kind
+        public let status: ConsentRecord.Status
+        public let channel: String?
+        public let evidence: String?
+        public let noticeVersion: String?
+        public let recordedBy: String
+        public let recordedRole: String
+        public let recordedAt: Date
+    }
+
+    /// The state and history of one purpose for one subject.
+    public struct PurposeConsents: Sendable, Equatable {
+        public let purpose: String
+        public let legalBasis: LegalBasis
+        public let consent: ConsentState
+        public let objection: Bool
+        /// Whether an objection stops this purpose (it cannot stop legal obligation or exercise of rights).
+        public let objectionBlocks: Bool
+        public let history: [ConsentView]
+    }
+
+    static let consentKeyGroup = "consent"
+
+    func evidenceContext(subject: String, id: String) -> AssociatedData {
+        AssociatedData(["cofre.evidence.v1", subject, id])
+    }
+
+    func purposeOrNotFound(_ name: String) throws(VaultError) -> Purpose {
+        guard let purpose = policy.purposes[name] else {
+            throw VaultError(.notFound, .init("purpose_unknown"), "no such purpose in the policy")
+        }
+        return purpose
+    }
+
+    static func checkedText(_ value: String?, key: String, max: Int) throws(VaultError) -> String? {
+        guard let value else { return nil }
+        let t = value.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !t.isEmpty else { return nil }
+        guard t.count <= max, !t.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw VaultError.badRequest("'\(key)' must be at most \(max) characters without control characters")
+        }
+        return t
+    }
+
+    /// `PUT /v1/subjects/{subject}/consents/{purpose}`: appends a grant or a revocation (LGPD Art. 8).
+    public func recordConsent(_ p: Principal, subject: String, purpose name: String, _ input: ConsentInput, requestID: String?) async throws(VaultError) -> ConsentView {
+        let action = "consent.\(input.status == "revoked" ? "revoke" : "grant")"
+        guard p.role == .dpo || (p.role == .service && p.policy.purposes.contains(name)) else {
+            throw await refuse(VaultError(.forbidden, .forbidden, "only the DPO or a service that holds the purpose may record its consent"),
+                               audit: draft(p, action: action, requestID: requestID, subject: subject, purpose: policy.purposes[name],
+                                            purposeName: name, decision: .deny, code: "forbidden"))
+        }
+        let purpose = try purposeOrNotFound(name)
+        guard purpose.legalBasis == .consent else {
+            throw VaultError(.unprocessable, .init("consent_not_applicable"),
+                             "this purpose rests on \(purpose.legalBasis.rawValue), not consent; record an objection instead")
+        }
+        let status: ConsentRecord.Status
+        switch input.status {
+        case "granted": status = .granted
+        case "revoked": status = .revoked
+        default: throw VaultError.badRequest("'status' must be \"granted\" or \"revoked\"")
+        }
+        let evidence = try Self.checkedText(input.evidence, key: "evidence", max: 1024)
+        let notice = try Self.checkedText(input.noticeVersion, key: "notice_version", max: 64)
+        let channel = try Self.checkedText(input.channel, key: "channel", max: 64)
+        // Consent must be provable (Art. 8 §2); revoking must stay free and easy (§5), so it needs neither.
+        if status == .granted {
+            guard evidence != nil else { throw VaultError(.unprocessable, .init("evidence_required"), "a granted consent needs its evidence") }
+            guard notice != nil else {
+                throw VaultError(.unprocessable, .init("notice_version_required"), "a granted consent needs the privacy notice version shown")
+            }
+        }
+        return try await appendLedger(p, subject: subject, purpose: purpose, kind: .consent, status: status, channel: channel,
+                                      evidence: evidence, notice: notice, action: action, requestID: requestID)
+    }
+
+    /// `PUT` and `DELETE /v1/subjects/{subject}/objections/{purpose}`: the subject objects (Art. 18 §2), or withdraws it.
+    public func recordObjection(_ p: Principal, subject: String, purpose name: String, objected: Bool, _ input: ConsentInput,
+                                requestID: String?) async throws(VaultError) -> ConsentView {
+        let action = objected ? "objection.record" : "objection.withdraw"
+        guard p.role == .dpo || p.role == .service else {
+            throw await refuse(VaultError(.forbidden, .forbidden, "only the DPO or a service may record an objection"),
+                               audit: draft(p, action: action, requestID: requestID, subject: subject, purposeName: name,
+                                            decision: .deny, code: "forbidden"))
+        }
+        let purpose = try purposeOrNotFound(name)
+        guard purpose.legalBasis != .consent else {
+            throw VaultError(.unprocessable, .init("objection_not_applicable"),
+                             "this purpose rests on consent; revoke the consent instead")
+        }
+        let evidence = try Self.checkedText(input.evidence, key: "evidence", max: 1024)
+        let channel = try Self.checkedText(input.channel, key: "channel", max: 64)
+        return try await appendLedger(p, subject: subject, purpose: purpose, kind: .objection, status: objected ? .objected : .withdrawn,
+                                      channel: channel, evidence: evidence, notice: nil, action: action, requestID: requestID)
+    }
+
+    func appendLedger(_ p: Principal, subject: String, purpose: Purpose, kind: ConsentRecord.Kind, status: ConsentRecord.Status,
+                      channel: String?, evidence: String?, notice: String?, action: String, requestID: String?) async throws(VaultError) -> ConsentView {
+        guard Identifiers.isSubject(subject) else { throw VaultError.subjectNotFound }
+        let at = now
+        do {
+            guard let s = try await store.subject(id: subject) else { throw VaultError.subjectNotFound }
+            guard s.status == .active else { throw VaultError(.conflict, .subjectErased, "the subject was erased") }
+            let id = "cev_" + Identifiers.base32(try Random.bytes(10))
+            var sealed: [UInt8]?
+            if let evidence {
+                let key = try await dataKeys.getOrCreate(DataKeyID(subject: subject, group: Self.consentKeyGroup, generation: 1), now: at)
+                sealed = try Envelope.seal(Array(evidence.utf8), key: key, keyVersion: 1, context: evidenceContext(subject: subject, id: id))
+            }
+            var record = ConsentRecord(id: id, subject: subject, purpose: purpose.name, kind: kind, status: status, channel: channel,
+                                       evidence: sealed, noticeVersion: notice, recordedBy: p.name, recordedRole: p.role.rawValue,
+                                       recordedAt: at)
+            var audit = draft(p, action: action, requestID: requestID, subject: subject, purpose: purpose, decision: .allow)
+            audit.target = id
+            record.seq = try await store.appendConsent(record, audit: audit)
+            return ConsentView(seq: record.seq, subject: subject, purpose: purpose.name, kind: kind, status: status, channel: channel,
+                               evidence: evidence, noticeVersion: notice, recordedBy: p.name, recordedRole: p.role.rawValue, recordedAt: at)
+        } catch {
+            throw mapStore(error)
+        }
+    }
+
+    /// `GET /v1/subjects/{subject}/consents`: every purpose's state and full history. A service sees
+    /// only the purposes it holds; the DPO sees all.
+    public func consents(_ p: Principal, subject: String, requestID: String?) async throws(VaultError) -> [PurposeConsents] {
+        guard p.role == .dpo || p.role == .service else {
+            throw await refuse(VaultError(.forbidden, .forbidden, "only the DPO or a service may read consents"),
+                               audit: draft(p, action: "consent.read", requestID: requestID, subject: subject, decision: .deny, code: "forbidden"))
+        }
+        guard Identifiers.isSubject(subject) else { throw VaultError.subjectNotFound }
+        do {
+            guard try await store.subject(id: subject) != nil else { throw VaultError.subjectNotFound }
+            let visible = policy.purposes.values.filter { p.role == .dpo || p.policy.purposes.contains($0.name) }.sorted { $0.name < $1.name }
+            let history = try await store.consentHistory(subject: subject).filter { r in visible.contains { $0.name == r.purpose } }
+            let views = try await decryptLedger(history, subject: subject)
+            let states = PurposeState.fold(history)
+            try await store.appendAudit([draft(p, action: "consent.read", requestID: requestID, subject: subject, decision: .allow)])
+            return visible.map { purpose in
+                let s = states[purpose.name] ?? PurposeState()
+                return PurposeConsents(purpose: purpose.name, legalBasis: purpose.legalBasis, consent: s.consent, objection: s.objection,
+                                       objectionBlocks: purpose.legalBasis.objectionBlocks,
+                                       history: views.filter { $0.purpose == purpose.name })
+            }
+        } catch {
+            throw mapStore(error)
+        }
+    }
+
+    func decryptLedger(_ records: [ConsentRecord], subject: String) async throws -> [ConsentView] {
+        let keyID = DataKeyID(subject: subject, group: Self.consentKeyGroup, generation: 1)
+        let key = records.contains { $0.evidence != nil } ? try await dataKeys.load([keyID])[keyID] : nil
+        return records.map { r in
+            var evidence: String?
+            if let sealed = r.evidence, let key,
+               let plain = try? Envelope.open(sealed, key: key, context: evidenceContext(subject: subject, id: r.id)) {
+                evidence = String(decoding: plain, as: UTF8.self)
+            }
+            return ConsentView(seq: r.seq, subject: r.subject, purpose: r.purpose, kind: r.kind, status: r.status, channel: r.channel,
+                               evidence: evidence, noticeVersion: r.noticeVersion, recordedBy: r.recordedBy,
+                               recordedRole: r.recordedRole, recordedAt: r.recordedAt)
+        }
+    }
+}

@@ -1,0 +1,85 @@
+import CofreCrypto
+import Foundation
+import Logging
+
+extension Vault {
+    /// A lookup's answer: the subject, and a fresh token for the searched field.
+    public struct LookupResult: Sendable, Equatable {
+        public let subject: String
+        public let token: String
+    }
+
+    /// `POST /v1/lookup`: exact match through the keyed blind index, never by decrypting rows.
+    ///
+    /// The match is subject to the same decision as a reveal of that field for that purpose. A miss and
+    /// a denial that depends on the subject (consent, objection, erasure, blocking) answer the same 404
+    /// after the same work, so a lookup cannot probe who is in the vault; the audit log keeps the real reason.
+    public func lookup(_ p: Principal, purpose purposeName: String, field: String, value: String, requestID: String?) async throws(VaultError) -> LookupResult {
+        let purpose = policy.purposes[purposeName]
+        guard p.role == .service, p.policy.purposes.contains(purposeName), let purpose else {
+            throw await refuse(
+                VaultError(.forbidden, .purposeNotAllowed, "this service does not hold that purpose"),
+                audit: draft(p, action: "lookup", requestID: requestID, fields: [field], purpose: purpose, purposeName: purposeName,
+                             decision: .deny, code: DenialCode.purposeNotAllowed.rawValue))
+        }
+        guard let spec = policy.fields[field] else {
+            throw VaultError(.unprocessable, .fieldUnknown, "field '\(field)' is not in the policy", field: field)
+        }
+        guard spec.searchable else {
+            throw VaultError(.unprocessable, .init("field_not_searchable"), "field '\(field)' is not searchable", field: field)
+        }
+        let normalized = try spec.type.normalize(value, field: field)
+        let ref = chain.ref("lookup:\(field)", normalized)
+        guard purpose.fields[field] != nil else {
+            throw await refuse(
+                VaultError(.forbidden, .init(DenialCode.fieldNotAllowed.rawValue), DenialCode.fieldNotAllowed.message, field: field),
+                audit: draft(p, action: "lookup", requestID: requestID, fields: [field], purpose: purpose,
+                             decision: .deny, code: DenialCode.fieldNotAllowed.rawValue, ref: ref))
+        }
+
+        let at = now
+        var allowed: [FieldRecord] = []
+        var reasons: [String] = []
+        do {
+            let found = try await store.lookup(field: field, hash: indexHash(field: field, normalized: normalized))
+            // The same reads on a miss as on a hit, against an id that cannot exist.
+            let probe = found.isEmpty ? Set(["sub_" + Identifiers.base32(try Random.bytes(16))]) : Set(found)
+            let fields = try await store.fields(subjects: probe)
+            let states = try await store.consentStates(subjects: probe)
+            for subject in found.sorted() {
+                guard let record = fields.first(where: { $0.subject == subject && $0.field == field }) else { continue }
+                let consent = states[subject]?[purposeName] ?? PurposeState()
+                let decision = RevealPolicy.decide(RevealRequest(
+                    service: p.policy, purposeName: purposeName, purpose: purpose, field: field, fieldState: record.state,
+                    consent: consent.consent, objection: consent.objection, now: at))
+                switch decision {
+                case .allow: allowed.append(record)
+                case .deny(let code): reasons.append(code.rawValue)
+                }
+            }
+        } catch {
+            throw mapStore(error)
+        }
+
+        guard allowed.count == 1, let match = allowed.first else {
+            let ambiguous = allowed.count > 1
+            let code = ambiguous ? "ambiguous_match" : (reasons.first ?? "no_match")
+            let error = ambiguous
+                ? VaultError(.conflict, .init("ambiguous_match"), "more than one subject matches; look up by a more specific field")
+                : VaultError(.notFound, .init("no_match"), "no subject matches")
+            throw await refuse(error, audit: draft(p, action: "lookup", requestID: requestID, fields: [field], purpose: purpose,
+                                                   decision: .deny, code: code, ref: ref))
+        }
+        let token: String
+        do { token = try Identifiers.newToken() } catch { throw VaultError(.unavailable, .unavailable, "the vault cannot mint a token right now") }
+        let record = TokenRecord(tokenHash: tokenHash(token), subject: match.subject, field: field, generation: match.generation,
+                                 createdAt: at, createdBy: p.name)
+        do {
+            try await store.insertTokens([record], audit: [draft(p, action: "lookup", requestID: requestID, subject: match.subject,
+                                                                  fields: [field], purpose: purpose, decision: .allow, ref: ref)])
+        } catch {
+            throw mapStore(error)
+        }
+        return LookupResult(subject: match.subject, token: token)
+    }
+}
