@@ -20,6 +20,7 @@ struct ServeCommand: AsyncParsableCommand {
         let portText = port.map(String.init) ?? options.env("COFRE_PORT") ?? resolved.file["port"] ?? "8200"
         guard let port = Int(portText), (0...65535).contains(port) else { throw CLIError("port must be 0 to 65535") }
         let vault = try await Bootstrap.openVault(resolved, logger: logger)
+        await vault.checkAuditChainOnStart()
         logger.info("cofre starting", metadata: [
             "host": "\(host)", "port": "\(port)", "policy": "\(resolved.policy)",
             "services": "\(vault.policy.services.count)", "purposes": "\(vault.policy.purposes.count)",

@@ -50,7 +50,7 @@ public struct VaultError: Error, Sendable, CustomStringConvertible {
 
     public var description: String { "\(code): \(message)" }
 
-    static func badRequest(_ message: String, code: Code = .malformedRequest) -> VaultError {
+    public static func badRequest(_ message: String, code: Code = .malformedRequest) -> VaultError {
         VaultError(.badRequest, code, message)
     }
     static func invalidValue(_ code: Code, field: String, _ message: String) -> VaultError {

@@ -41,6 +41,42 @@ public protocol VaultStore: Sendable {
     func consentStates(subjects: Set<String>) async throws -> [String: [String: PurposeState]]
 
     func appendAudit(_ events: [AuditDraft]) async throws
+    /// Events matching `query`, oldest first, at most `query.limit`.
+    func auditEvents(_ query: AuditQuery) async throws -> [AuditEvent]
+    /// Events with `seq > after` in sequence order, at most `limit`, unfiltered (for verification).
+    func auditPage(after: Int64, limit: Int) async throws -> [AuditEvent]
+    /// The newest event, the chain's head.
+    func lastAuditEvent() async throws -> AuditEvent?
+}
+
+/// Filters for reading the audit log; every field is optional but `limit`.
+public struct AuditQuery: Sendable, Equatable {
+    public var subject: String?
+    public var service: String?
+    public var purpose: String?
+    public var action: String?
+    public var decision: AuditDraft.Decision?
+    public var since: Date?
+    public var until: Date?
+    public var ref: String?
+    /// Cursor: only events with a greater sequence number.
+    public var after: Int64?
+    public var limit: Int
+
+    public init(subject: String? = nil, service: String? = nil, purpose: String? = nil, action: String? = nil,
+                decision: AuditDraft.Decision? = nil, since: Date? = nil, until: Date? = nil, ref: String? = nil,
+                after: Int64? = nil, limit: Int = 100) {
+        self.subject = subject
+        self.service = service
+        self.purpose = purpose
+        self.action = action
+        self.decision = decision
+        self.since = since
+        self.until = until
+        self.ref = ref
+        self.after = after
+        self.limit = limit
+    }
 }
 
 

@@ -23,6 +23,7 @@ public func buildRouter(vault: Vault) -> Router<CofreRequestContext> {
     router.add(middleware: ErrorMiddleware())
     let api = VaultAPI(vault: vault)
     api.register(on: router)
+    AuditAPI(vault: vault, auth: api).register(on: router)
     return router
 }
 

@@ -6,9 +6,12 @@ import GRDB
 public final class SQLiteVaultStore: VaultStore {
     let pool: DatabasePool
     let chain: AuditChain
+    /// Every write goes through here, so concurrent requests share commits.
+    let writer: WriteBatcher
 
     public init(path: String, chain: AuditChain) throws {
         pool = try SQLiteDatabase.open(path: path, label: "cofre.data")
+        writer = WriteBatcher(pool: pool)
         self.chain = chain
     }
 
@@ -116,6 +119,12 @@ public final class SQLiteVaultStore: VaultStore {
                 );
                 """)
         }
+        m.registerMigration("v3-audit-read-indexes") { db in
+            try db.execute(sql: """
+                CREATE INDEX audit_service ON audit_events(service, seq);
+                CREATE INDEX audit_ref ON audit_events(ref);
+                """)
+        }
         return m
     }
 
@@ -158,13 +167,13 @@ public final class SQLiteVaultStore: VaultStore {
     }
 
     public func appendAudit(_ events: [AuditDraft]) async throws {
-        try await pool.write { db in try self.append(events, db) }
+        try await writer.write { db in try self.append(events, db) }
     }
 
     // MARK: credentials
 
     public func insertCredential(_ c: CredentialRecord, audit: AuditDraft) async throws {
-        try await pool.write { db in
+        try await writer.write { db in
             try db.execute(
                 sql: "INSERT INTO credentials (id, service, key_hash, created_at, revoked_at) VALUES (?, ?, ?, ?, NULL)",
                 arguments: [c.id, c.service, c.keyHash, SQLiteDatabase.millis(c.createdAt)])
@@ -173,7 +182,7 @@ public final class SQLiteVaultStore: VaultStore {
     }
 
     public func revokeCredentials(service: String, at: Date, audit: AuditDraft) async throws -> Int {
-        try await pool.write { db in
+        try await writer.write { db in
             try db.execute(sql: "UPDATE credentials SET revoked_at = ? WHERE service = ? AND revoked_at IS NULL",
                            arguments: [SQLiteDatabase.millis(at), service])
             let n = db.changesCount
@@ -232,7 +241,7 @@ public final class SQLiteVaultStore: VaultStore {
     public func createSubject(_ s: SubjectRecord, fields: [FieldRecord], tokens: [TokenRecord], index: [BlindIndexEntry],
                               audit: [AuditDraft], conflictAudit: AuditDraft) async throws -> String? {
         // Decide the conflict and write in one transaction, so two racing creates cannot both win.
-        return try await pool.write { db in
+        return try await writer.write { db in
             if let existing = try String.fetchOne(db, sql: "SELECT id FROM subjects WHERE external_ref_hash = ?", arguments: [s.externalRefHash]) {
                 var refused = conflictAudit
                 refused.subject = existing
@@ -287,7 +296,7 @@ public final class SQLiteVaultStore: VaultStore {
     }
 
     public func putFields(subject: String, _ writes: [FieldWrite], tokens: [TokenRecord], index: [BlindIndexEntry], audit: [AuditDraft]) async throws {
-        try await pool.write { db in
+        try await writer.write { db in
             guard try String.fetchOne(db, sql: "SELECT status FROM subjects WHERE id = ?", arguments: [subject]) == "active" else {
                 throw StoreError(.notFound)
             }
@@ -323,7 +332,7 @@ public final class SQLiteVaultStore: VaultStore {
     // MARK: lookup and consent
 
     public func insertTokens(_ tokens: [TokenRecord], audit: [AuditDraft]) async throws {
-        try await pool.write { db in
+        try await writer.write { db in
             for t in tokens {
                 let current = try Int.fetchOne(db, sql: "SELECT generation FROM fields WHERE subject_id = ? AND field = ? AND status = 'active'",
                                                arguments: [t.subject, t.field])
@@ -342,7 +351,7 @@ public final class SQLiteVaultStore: VaultStore {
     }
 
     public func appendConsent(_ r: ConsentRecord, audit: AuditDraft) async throws -> Int64 {
-        try await pool.write { db in
+        try await writer.write { db in
             guard try String.fetchOne(db, sql: "SELECT status FROM subjects WHERE id = ?", arguments: [r.subject]) == "active" else {
                 throw StoreError(.notFound)
             }
@@ -405,5 +414,52 @@ public final class SQLiteVaultStore: VaultStore {
             }
             return out
         }
+    }
+
+    // MARK: reading the audit log
+
+    static func event(_ row: Row) -> AuditEvent {
+        let fields: String = row["fields"]
+        let draft = AuditDraft(
+            time: SQLiteDatabase.date(row["time"] as Int64), service: row["service"], role: row["role"], action: row["action"],
+            subject: row["subject_id"], fields: fields.isEmpty ? [] : fields.split(separator: ",").map(String.init),
+            purpose: row["purpose"], legalBasis: row["legal_basis"],
+            decision: AuditDraft.Decision(rawValue: row["decision"]) ?? .deny, code: row["code"], requestID: row["request_id"],
+            ref: row["ref"], target: row["target"])
+        return AuditEvent(seq: row["seq"], draft: draft, prevHash: row["prev_hash"], hash: row["hash"])
+    }
+
+    public func auditEvents(_ q: AuditQuery) async throws -> [AuditEvent] {
+        var clauses: [String] = []
+        var args: [(any DatabaseValueConvertible)?] = []
+        func add(_ clause: String, _ value: (any DatabaseValueConvertible)?) {
+            guard let value else { return }
+            clauses.append(clause)
+            args.append(value)
+        }
+        add("seq > ?", q.after)
+        add("subject_id = ?", q.subject)
+        add("service = ?", q.service)
+        add("purpose = ?", q.purpose)
+        add("action = ?", q.action)
+        add("decision = ?", q.decision?.rawValue)
+        add("time >= ?", q.since.map(SQLiteDatabase.millis))
+        add("time < ?", q.until.map(SQLiteDatabase.millis))
+        add("ref = ?", q.ref)
+        let sql = "SELECT * FROM audit_events" + (clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND "))
+            + " ORDER BY seq LIMIT ?"
+        args.append(q.limit)
+        let arguments = StatementArguments(args)
+        return try await pool.read { db in try Row.fetchAll(db, sql: sql, arguments: arguments).map(Self.event) }
+    }
+
+    public func auditPage(after: Int64, limit: Int) async throws -> [AuditEvent] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?", arguments: [after, limit]).map(Self.event)
+        }
+    }
+
+    public func lastAuditEvent() async throws -> AuditEvent? {
+        try await pool.read { db in try Row.fetchOne(db, sql: "SELECT * FROM audit_events ORDER BY seq DESC LIMIT 1").map(Self.event) }
     }
 }

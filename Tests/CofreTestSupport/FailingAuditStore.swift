@@ -51,4 +51,7 @@ public final class FailingAuditStore: VaultStore, @unchecked Sendable {
     public func consentStates(subjects: Set<String>) async throws -> [String: [String: PurposeState]] {
         try await base.consentStates(subjects: subjects)
     }
+    public func auditEvents(_ query: AuditQuery) async throws -> [AuditEvent] { try await base.auditEvents(query) }
+    public func auditPage(after: Int64, limit: Int) async throws -> [AuditEvent] { try await base.auditPage(after: after, limit: limit) }
+    public func lastAuditEvent() async throws -> AuditEvent? { try await base.lastAuditEvent() }
 }

@@ -1,0 +1,145 @@
+import CofreCrypto
+public import Foundation
+import Logging
+
+/// What `verify` found.
+public struct AuditVerification: Sendable, Equatable {
+    public let ok: Bool
+    public let events: Int64
+    public let head: String
+    public let firstBadSeq: Int64?
+    public let reason: String?
+}
+
+/// A statement by the vault that its log held `seq` events ending in `head` at `time`, with a MAC
+/// under the audit key. An auditor keeps it outside the vault and later checks the log against it.
+public struct AuditCheckpoint: Sendable, Equatable, Codable {
+    public let seq: Int64
+    public let head: String
+    public let time: Date
+    public let mac: String
+
+    public init(seq: Int64, head: String, time: Date, mac: String) {
+        self.seq = seq
+        self.head = head
+        self.time = time
+        self.mac = mac
+    }
+}
+
+extension AuditChain {
+    func checkpointMAC(seq: Int64, head: String, time: Date) -> String {
+        Identifiers.hex(Digest.hmacSHA256(key: key, AssociatedData(["cofre.checkpoint.v1", String(seq), head, String(Self.millis(time))]).bytes))
+    }
+}
+
+extension Vault {
+    public static let auditPageLimit = 1000
+
+    func requireAuditor(_ p: Principal, action: String, requestID: String?) async throws(VaultError) {
+        guard p.role == .auditor else {
+            throw await refuse(VaultError(.forbidden, .forbidden, "only an auditor may read the audit log"),
+                               audit: draft(p, action: action, requestID: requestID, decision: .deny, code: "forbidden"))
+        }
+    }
+
+    /// `GET /v1/audit/events`: filtered events, oldest first, and the cursor for the next page.
+    /// A `token` filter is turned into its keyed reference here; the token itself is never stored.
+    public func auditEvents(_ p: Principal, query: AuditQuery, token: String?, requestID: String?) async throws(VaultError) -> (events: [AuditEvent], next: Int64?) {
+        try await requireAuditor(p, action: "audit.read", requestID: requestID)
+        guard (1...Self.auditPageLimit).contains(query.limit) else {
+            throw VaultError.badRequest("'limit' must be from 1 to \(Self.auditPageLimit)")
+        }
+        var q = query
+        if let token { q.ref = chain.ref("token", token) }
+        do {
+            let events = try await store.auditEvents(q)
+            var read = draft(p, action: "audit.read", requestID: requestID, subject: q.subject, decision: .allow)
+            read.target = q.service
+            try await store.appendAudit([read])
+            return (events, events.count == q.limit ? events.last?.seq : nil)
+        } catch {
+            throw mapStore(error)
+        }
+    }
+
+    /// Walks the whole chain page by page (bounded memory). With a checkpoint, also proves that the log
+    /// still holds the checkpoint's event with the same hash: not cut back, not rewritten before it.
+    public func verifyAudit(checkpoint: AuditCheckpoint? = nil) async throws -> AuditVerification {
+        if let c = checkpoint {
+            let expected = chain.checkpointMAC(seq: c.seq, head: c.head, time: c.time)
+            guard Digest.constantTimeEquals(Array(expected.utf8), Array(c.mac.utf8)) else {
+                throw VaultError(.unprocessable, .init("checkpoint_invalid"), "the checkpoint was not issued by this vault or was altered")
+            }
+        }
+        var prev = AuditChain.genesis
+        var expected: Int64 = 1
+        var count: Int64 = 0
+        var checkpointHash: String?
+        while true {
+            let page = try await store.auditPage(after: expected - 1, limit: Self.auditPageLimit)
+            if page.isEmpty { break }
+            if let broken = chain.firstBreak(page, expectedFirstSeq: expected, previous: prev) {
+                return AuditVerification(ok: false, events: count, head: prev, firstBadSeq: broken.seq, reason: broken.reason)
+            }
+            if let c = checkpoint, let e = page.first(where: { $0.seq == c.seq }) { checkpointHash = e.hash }
+            count += Int64(page.count)
+            prev = page.last!.hash
+            expected = page.last!.seq + 1
+        }
+        if let c = checkpoint {
+            if count < c.seq {
+                return AuditVerification(ok: false, events: count, head: prev, firstBadSeq: count + 1,
+                                         reason: "the log ends at sequence \(count), before the checkpoint's \(c.seq): it was cut back")
+            }
+            if checkpointHash != c.head {
+                return AuditVerification(ok: false, events: count, head: prev, firstBadSeq: c.seq,
+                                         reason: "event \(c.seq) no longer has the checkpoint's hash: the log was rewritten up to it")
+            }
+        }
+        return AuditVerification(ok: true, events: count, head: prev, firstBadSeq: nil, reason: nil)
+    }
+
+    /// `GET /v1/audit/verify`, for an auditor; the verification itself is then audited.
+    public func verifyAudit(_ p: Principal, checkpoint: AuditCheckpoint?, requestID: String?) async throws(VaultError) -> AuditVerification {
+        try await requireAuditor(p, action: "audit.verify", requestID: requestID)
+        do {
+            let result = try await verifyAudit(checkpoint: checkpoint)
+            try await store.appendAudit([draft(p, action: "audit.verify", requestID: requestID, decision: .allow,
+                                               code: result.ok ? nil : "chain_broken_at_\(result.firstBadSeq ?? 0)")])
+            return result
+        } catch {
+            throw mapStore(error)
+        }
+    }
+
+    /// `GET /v1/audit/checkpoint`: the current head, MAC'd, after recording the request itself.
+    public func checkpoint(_ p: Principal, requestID: String?) async throws(VaultError) -> AuditCheckpoint {
+        try await requireAuditor(p, action: "audit.checkpoint", requestID: requestID)
+        do {
+            try await store.appendAudit([draft(p, action: "audit.checkpoint", requestID: requestID, decision: .allow)])
+            // The head as it stands now (it includes the event just written).
+            let last = try await store.lastAuditEvent()
+            let at = Date(timeIntervalSince1970: Double(AuditChain.millis(now)) / 1000)
+            let seq = last?.seq ?? 0, head = last?.hash ?? AuditChain.genesis
+            return AuditCheckpoint(seq: seq, head: head, time: at, mac: chain.checkpointMAC(seq: seq, head: head, time: at))
+        } catch {
+            throw mapStore(error)
+        }
+    }
+
+    /// At start: checks the chain and logs where it breaks. A broken chain never stops the service.
+    public func checkAuditChainOnStart() async {
+        do {
+            let result = try await verifyAudit()
+            if result.ok {
+                logger.info("audit chain verified", metadata: ["events": "\(result.events)"])
+            } else {
+                logger.error("AUDIT CHAIN BROKEN; serving and appending anyway so auditors can investigate",
+                             metadata: ["first_bad_seq": "\(result.firstBadSeq ?? 0)", "reason": "\(result.reason ?? "")"])
+            }
+        } catch {
+            logger.error("audit chain could not be read at start", metadata: ["error.type": "\(type(of: error))"])
+        }
+    }
+}

@@ -1,0 +1,130 @@
+import CofreCore
+import Foundation
+import HTTPTypes
+import Hummingbird
+
+/// An audit event as the auditor API shows it.
+struct AuditEventDTO: Encodable {
+    let seq: Int64
+    let time: Date
+    let service: String
+    let role: String
+    let action: String
+    let subject: String?
+    let fields: [String]
+    let purpose: String?
+    let legalBasis: String?
+    let decision: String
+    let code: String?
+    let requestID: String?
+    let ref: String?
+    let target: String?
+    let prevHash: String
+    let hash: String
+    enum CodingKeys: String, CodingKey {
+        case seq, time, service, role, action, subject, fields, purpose, legalBasis = "legal_basis", decision, code
+        case requestID = "request_id", ref, target, prevHash = "prev_hash", hash
+    }
+
+    init(_ e: AuditEvent) {
+        seq = e.seq
+        time = e.draft.time
+        service = e.draft.service
+        role = e.draft.role
+        action = e.draft.action
+        subject = e.draft.subject
+        fields = e.draft.fields
+        purpose = e.draft.purpose
+        legalBasis = e.draft.legalBasis
+        decision = e.draft.decision.rawValue
+        code = e.draft.code
+        requestID = e.draft.requestID
+        ref = e.draft.ref
+        target = e.draft.target
+        prevHash = e.prevHash
+        hash = e.hash
+    }
+}
+
+struct AuditEventsAnswer: Encodable {
+    let events: [AuditEventDTO]
+    /// Pass as `after` to read the next page; null on the last page.
+    let next: String?
+}
+
+struct VerifyAnswer: Encodable {
+    let ok: Bool
+    let events: Int64
+    let head: String
+    let firstBadSeq: Int64?
+    let reason: String?
+    enum CodingKeys: String, CodingKey { case ok, events, head, firstBadSeq = "first_bad_seq", reason }
+}
+
+/// The auditor's routes: events, verify, checkpoint.
+struct AuditAPI: Sendable {
+    let vault: Vault
+    let auth: VaultAPI
+
+    static let eventFilters: Set<String> = ["subject", "service", "purpose", "action", "decision", "since", "until", "after", "limit", "token", "ref"]
+    static let verifyParameters: Set<String> = ["checkpoint_seq", "checkpoint_head", "checkpoint_time", "checkpoint_mac"]
+
+    func register(on router: Router<CofreRequestContext>) {
+        router.get("/v1/audit/events") { request, context in
+            let principal = try await auth.authenticate(request)
+            let q = try Self.parameters(request, allowed: Self.eventFilters)
+            var query = AuditQuery(subject: q["subject"], service: q["service"], purpose: q["purpose"], action: q["action"], ref: q["ref"])
+            if let d = q["decision"] {
+                guard let decision = AuditDraft.Decision(rawValue: d) else { throw VaultError.badRequest("'decision' must be allow or deny") }
+                query.decision = decision
+            }
+            query.since = try q["since"].map { try Self.date($0, "since") }
+            query.until = try q["until"].map { try Self.date($0, "until") }
+            query.after = try q["after"].map { try Self.integer($0, "after") }
+            query.limit = try q["limit"].map { Int(try Self.integer($0, "limit")) } ?? 100
+            let page = try await vault.auditEvents(principal, query: query, token: q["token"], requestID: context.requestID)
+            return try VaultAPI.json(AuditEventsAnswer(events: page.events.map(AuditEventDTO.init), next: page.next.map(String.init)))
+        }
+        router.get("/v1/audit/verify") { request, context in
+            let principal = try await auth.authenticate(request)
+            let q = try Self.parameters(request, allowed: Self.verifyParameters)
+            var checkpoint: AuditCheckpoint?
+            if !q.isEmpty {
+                guard let seq = q["checkpoint_seq"], let head = q["checkpoint_head"], let time = q["checkpoint_time"], let mac = q["checkpoint_mac"] else {
+                    throw VaultError.badRequest("a checkpoint needs checkpoint_seq, checkpoint_head, checkpoint_time and checkpoint_mac")
+                }
+                checkpoint = AuditCheckpoint(seq: try Self.integer(seq, "checkpoint_seq"), head: head, time: try Self.date(time, "checkpoint_time"), mac: mac)
+            }
+            let r = try await vault.verifyAudit(principal, checkpoint: checkpoint, requestID: context.requestID)
+            return try VaultAPI.json(VerifyAnswer(ok: r.ok, events: r.events, head: r.head, firstBadSeq: r.firstBadSeq, reason: r.reason))
+        }
+        router.get("/v1/audit/checkpoint") { request, context in
+            let principal = try await auth.authenticate(request)
+            _ = try Self.parameters(request, allowed: [])
+            return try VaultAPI.json(try await vault.checkpoint(principal, requestID: context.requestID))
+        }
+    }
+
+    /// Query parameters, refusing any this route does not know (a typo must not silently widen a filter).
+    static func parameters(_ request: Request, allowed: Set<String>) throws -> [String: String] {
+        var out: [String: String] = [:]
+        for (k, v) in request.uri.queryParameters {
+            let key = String(k)
+            guard allowed.contains(key) else { throw VaultError.badRequest("unknown query parameter '\(key)'") }
+            out[key] = String(v)
+        }
+        return out
+    }
+
+    static func date(_ s: String, _ name: String) throws -> Date {
+        let withFraction = ISO8601DateFormatter()
+        withFraction.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        if let d = withFraction.date(from: s) ?? ISO8601DateFormatter().date(from: s) { return d }
+        throw VaultError.badRequest("'\(name)' must be an ISO 8601 time such as 2026-11-29T12:00:00Z")
+    }
+
+    static func integer(_ s: String, _ name: String) throws -> Int64 {
+        guard let n = Int64(s), n >= 0 else { throw VaultError.badRequest("'\(name)' must be a non-negative integer") }
+        return n
+    }
+}
