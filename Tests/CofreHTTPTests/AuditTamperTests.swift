@@ -1,0 +1,171 @@
+import CofreCore
+import CofreTestSupport
+import Foundation
+import GRDB
+import HTTPTypes
+import Testing
+
+struct Verified: Sendable {
+    let ok: Bool?
+    let events: Int?
+    let firstBadSeq: Int?
+    let raw: String
+}
+
+struct Checkpoint: Sendable {
+    let seq: Int, head: String, time: String, mac: String
+    var query: String {
+        let t = time.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? time
+        return "?checkpoint_seq=\(seq)&checkpoint_head=\(head)&checkpoint_time=\(t)&checkpoint_mac=\(mac)"
+    }
+}
+
+func verify(_ tv: TestVault, _ auditor: String, checkpoint: Checkpoint? = nil) async throws -> Verified {
+    try await withAPI(tv) { api in
+        let r = try await api.call(.get, "/v1/audit/verify" + (checkpoint?.query ?? ""), key: auditor)
+        return Verified(ok: r.json["ok"] as? Bool, events: r.json["events"] as? Int, firstBadSeq: r.json["first_bad_seq"] as? Int, raw: r.raw)
+    }
+}
+
+@Suite("Tampering with the audit log is detected at the right sequence")
+struct AuditTamperTests {
+    static let columns = ["time", "service", "role", "action", "subject_id", "fields", "purpose", "legal_basis", "decision",
+                          "code", "request_id", "ref", "target", "prev_hash", "hash"]
+
+    @Test("editing any column of an event breaks the chain at that event", arguments: columns)
+    func editColumn(_ column: String) async throws {
+        let tv = try await TestVault.make()
+        let (auditor, _, _, _) = try await populated(tv)
+        let value: any DatabaseValueConvertible = column == "time" ? Int64(1) : "x"
+        try tamper(tv, "UPDATE audit_events SET \(column) = ? WHERE seq = 6", [value])
+        let r = try await verify(tv, auditor)
+        #expect(r.ok == false)
+        #expect(r.firstBadSeq == 6, "\(r.raw)")
+    }
+
+    @Test("deleting, swapping or inserting events is detected")
+    func structural() async throws {
+        let tv = try await TestVault.make()
+        let (auditor, _, _, _) = try await populated(tv)
+        try tamper(tv, "DELETE FROM audit_events WHERE seq = 4")
+        #expect(try await verify(tv, auditor).firstBadSeq == 4)
+
+        let tv2 = try await TestVault.make()
+        let (auditor2, _, _, _) = try await populated(tv2)
+        try tamper(tv2, """
+            UPDATE audit_events SET seq = CASE seq WHEN 5 THEN -6 WHEN 6 THEN -5 END WHERE seq IN (5, 6);
+            UPDATE audit_events SET seq = -seq WHERE seq < 0;
+            """)
+        #expect(try await verify(tv2, auditor2).firstBadSeq == 5)
+
+        let tv3 = try await TestVault.make()
+        let (auditor3, _, _, _) = try await populated(tv3)
+        try tamper(tv3, """
+            INSERT INTO audit_events (seq, time, service, role, action, fields, decision, prev_hash, hash)
+            SELECT seq + 1, time, 'crm', 'service', 'detokenize', 'cpf', 'allow', hash, 'forged' FROM audit_events ORDER BY seq DESC LIMIT 1
+            """)
+        #expect(try await verify(tv3, auditor3).firstBadSeq == 11)
+    }
+
+    @Test("a log cut back below a checkpoint, or rewritten before it with the key, fails verify --checkpoint")
+    func checkpoints() async throws {
+        let tv = try await TestVault.make()
+        let (auditor, crm, token, _) = try await populated(tv)
+        let checkpoint = try await withAPI(tv) { api in
+            let r = try await api.call(.get, "/v1/audit/checkpoint", key: auditor)
+            #expect(r.status == .ok)
+            return Checkpoint(seq: r.json["seq"] as! Int, head: r.json["head"] as! String, time: r.json["time"] as! String,
+                              mac: r.json["mac"] as! String)
+        }
+        #expect(checkpoint.seq == 11)
+        try await withAPI(tv) { api in _ = try await api.detokenize(key: crm, purpose: "collection-call", [token]) }
+        var r = try await verify(tv, auditor, checkpoint: checkpoint)
+        #expect(r.ok == true, "\(r.raw)")
+
+        // An altered checkpoint is refused outright.
+        let forged = Checkpoint(seq: 3, head: checkpoint.head, time: checkpoint.time, mac: checkpoint.mac)
+        let refused = try await withAPI(tv) { api in
+            let a = try await api.call(.get, "/v1/audit/verify" + forged.query, key: auditor)
+            return (a.status, a.errorCode)
+        }
+        #expect(refused.0 == .unprocessableContent)
+        #expect(refused.1 == "checkpoint_invalid")
+
+        // Someone holding the audit key rewrites event 3 and re-chains everything after it:
+        // the chain verifies on its own, but not against the checkpoint.
+        let chain = tv.vault.chain
+        let db = try DatabaseQueue(path: tv.dataPath)
+        try await db.write { db in
+            let rows = try Row.fetchAll(db, sql: "SELECT * FROM audit_events WHERE seq >= 3 ORDER BY seq")
+            var prev = try String.fetchOne(db, sql: "SELECT hash FROM audit_events WHERE seq = 2")!
+            for row in rows {
+                let seq: Int64 = row["seq"]
+                var draft = AuditDraft(time: Date(timeIntervalSince1970: Double(row["time"] as Int64) / 1000), service: row["service"],
+                                       role: row["role"], action: row["action"], subject: row["subject_id"],
+                                       fields: (row["fields"] as String).split(separator: ",").map(String.init), purpose: row["purpose"],
+                                       legalBasis: row["legal_basis"], decision: AuditDraft.Decision(rawValue: row["decision"])!,
+                                       code: row["code"], requestID: row["request_id"], ref: row["ref"], target: row["target"])
+                if seq == 3 { draft.target = "rewritten" }
+                let e = chain.seal(draft, seq: seq, prevHash: prev)
+                try db.execute(sql: "UPDATE audit_events SET target = ?, prev_hash = ?, hash = ? WHERE seq = ?",
+                               arguments: [draft.target, e.prevHash, e.hash, seq])
+                prev = e.hash
+            }
+        }
+        try db.close()
+        r = try await verify(tv, auditor)
+        #expect(r.ok == true, "re-chained with the key, the chain alone looks intact: \(r.raw)")
+        r = try await verify(tv, auditor, checkpoint: checkpoint)
+        #expect(r.ok == false)
+        #expect(r.firstBadSeq == 11, "\(r.raw)")
+
+        // Cut back below the checkpoint.
+        try tamper(tv, "DELETE FROM audit_events WHERE seq >= 9")
+        r = try await verify(tv, auditor, checkpoint: checkpoint)
+        #expect(r.ok == false)
+        #expect(r.firstBadSeq == 9, "\(r.raw)")
+    }
+
+    @Test("a broken chain does not stop the vault: it starts, logs the break, keeps appending")
+    func brokenChainKeepsServing() async throws {
+        let tv = try await TestVault.make()
+        let (auditor, crm, token, _) = try await populated(tv)
+        try tamper(tv, "UPDATE audit_events SET service = 'someone-else' WHERE seq = 5")
+        let restarted = try await tv.reopen()
+        await restarted.vault.checkAuditChainOnStart()
+        #expect(restarted.logs.text.contains("AUDIT CHAIN BROKEN"))
+        try await withAPI(restarted) { api in
+            let c = try await api.createSubject(key: crm, ref: "after-break", ["name": "Ana"])
+            #expect(c.status == .created)
+            let r = try await api.detokenize(key: crm, purpose: "payment", [c.tokens["name"]!, token])
+            #expect(r.results[0]["value"] as? String == "Ana")
+        }
+        let r = try await verify(restarted, auditor)
+        #expect(r.firstBadSeq == 5)
+        let last = try await restarted.vault.store.lastAuditEvent()
+        #expect(last?.seq == 14, "creation, two reveal decisions and the verify itself were appended after the break")
+    }
+
+    @Test("many concurrent requests share commits and leave one valid, gap-free chain")
+    func concurrentWrites() async throws {
+        let tv = try await TestVault.make()
+        let (auditor, crm, token, _) = try await populated(tv)
+        try await withAPI(tv) { api in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for i in 0..<40 {
+                    group.addTask {
+                        if i % 2 == 0 {
+                            _ = try await api.detokenize(key: crm, purpose: "collection-call", [token, token])
+                        } else {
+                            _ = try await api.createSubject(key: crm, ref: "bulk-\(i)", ["name": "Pessoa \(i)", "cpf": "529.982.247-25"])
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+        }
+        let r = try await verify(tv, auditor)
+        #expect(r.ok == true, "\(r.raw)")
+        #expect(r.events == 10 + 20 * 2 + 20)
+    }
+}
