@@ -43,9 +43,18 @@ extension Vault {
         }
     }
 
+    /// One page of the audit log for an auditor.
+    public struct AuditPage: Sendable {
+        public let events: [AuditEvent]
+        /// The cursor for the next page, or nil when this page reached `head` (or `through`).
+        public let next: Int64?
+        /// The newest sequence number when this page was read, before this read's own event.
+        public let head: Int64
+    }
+
     /// `GET /v1/audit/events`: filtered events, oldest first, and the cursor for the next page.
     /// A `token` filter is turned into its keyed reference here; the token itself is never stored.
-    public func auditEvents(_ p: Principal, query: AuditQuery, token: String?, requestID: String?) async throws(VaultError) -> (events: [AuditEvent], next: Int64?) {
+    public func auditEvents(_ p: Principal, query: AuditQuery, token: String?, requestID: String?) async throws(VaultError) -> AuditPage {
         try await requireAuditor(p, action: "audit.read", requestID: requestID)
         guard (1...Self.auditPageLimit).contains(query.limit) else {
             throw VaultError.badRequest("'limit' must be from 1 to \(Self.auditPageLimit)")
@@ -53,11 +62,17 @@ extension Vault {
         var q = query
         if let token { q.ref = chain.ref("token", token) }
         do {
+            let head = try await store.lastAuditEvent()?.seq ?? 0
+            // Reading is itself audited, so the log grows as it is read: a page never goes past the
+            // head it started from, and the cursor stops there.
+            let bound = min(q.through ?? head, head)
+            q.through = bound
             let events = try await store.auditEvents(q)
             var read = draft(p, action: "audit.read", requestID: requestID, subject: q.subject, decision: .allow)
             read.target = q.service
             try await store.appendAudit([read])
-            return (events, events.count == q.limit ? events.last?.seq : nil)
+            let next = events.count == q.limit && (events.last?.seq ?? bound) < bound ? events.last?.seq : nil
+            return AuditPage(events: events, next: next, head: head)
         } catch {
             throw mapStore(error)
         }

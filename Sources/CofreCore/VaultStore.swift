@@ -61,11 +61,13 @@ public struct AuditQuery: Sendable, Equatable {
     public var ref: String?
     /// Cursor: only events with a greater sequence number.
     public var after: Int64?
+    /// Only events up to this sequence number: pins a multi-page read to the log as it was at its start.
+    public var through: Int64?
     public var limit: Int
 
     public init(subject: String? = nil, service: String? = nil, purpose: String? = nil, action: String? = nil,
                 decision: AuditDraft.Decision? = nil, since: Date? = nil, until: Date? = nil, ref: String? = nil,
-                after: Int64? = nil, limit: Int = 100) {
+                after: Int64? = nil, through: Int64? = nil, limit: Int = 100) {
         self.subject = subject
         self.service = service
         self.purpose = purpose
@@ -75,6 +77,7 @@ public struct AuditQuery: Sendable, Equatable {
         self.until = until
         self.ref = ref
         self.after = after
+        self.through = through
         self.limit = limit
     }
 }

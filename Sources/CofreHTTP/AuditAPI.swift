@@ -48,8 +48,10 @@ struct AuditEventDTO: Encodable {
 
 struct AuditEventsAnswer: Encodable {
     let events: [AuditEventDTO]
-    /// Pass as `after` to read the next page; null on the last page.
+    /// Pass as `after` (with `through` = `head`) to read the next page; null on the last page.
     let next: String?
+    /// The newest sequence number when the page was read.
+    let head: Int64
 }
 
 struct VerifyAnswer: Encodable {
@@ -66,7 +68,7 @@ struct AuditAPI: Sendable {
     let vault: Vault
     let auth: VaultAPI
 
-    static let eventFilters: Set<String> = ["subject", "service", "purpose", "action", "decision", "since", "until", "after", "limit", "token", "ref"]
+    static let eventFilters: Set<String> = ["subject", "service", "purpose", "action", "decision", "since", "until", "after", "through", "limit", "token", "ref"]
     static let verifyParameters: Set<String> = ["checkpoint_seq", "checkpoint_head", "checkpoint_time", "checkpoint_mac"]
 
     func register(on router: Router<CofreRequestContext>) {
@@ -81,9 +83,11 @@ struct AuditAPI: Sendable {
             query.since = try q["since"].map { try Self.date($0, "since") }
             query.until = try q["until"].map { try Self.date($0, "until") }
             query.after = try q["after"].map { try Self.integer($0, "after") }
+            query.through = try q["through"].map { try Self.integer($0, "through") }
             query.limit = try q["limit"].map { Int(try Self.integer($0, "limit")) } ?? 100
             let page = try await vault.auditEvents(principal, query: query, token: q["token"], requestID: context.requestID)
-            return try VaultAPI.json(AuditEventsAnswer(events: page.events.map(AuditEventDTO.init), next: page.next.map(String.init)))
+            return try VaultAPI.json(AuditEventsAnswer(events: page.events.map(AuditEventDTO.init), next: page.next.map(String.init),
+                                                       head: page.head))
         }
         router.get("/v1/audit/verify") { request, context in
             let principal = try await auth.authenticate(request)

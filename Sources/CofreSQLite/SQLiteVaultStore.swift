@@ -438,6 +438,7 @@ public final class SQLiteVaultStore: VaultStore {
             args.append(value)
         }
         add("seq > ?", q.after)
+        add("seq <= ?", q.through)
         add("subject_id = ?", q.subject)
         add("service = ?", q.service)
         add("purpose = ?", q.purpose)
