@@ -91,6 +91,7 @@ let package = Package(
             dependencies: [
                 "CofreCore", "CofreCrypto", "CofreSQLite",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "GRDB", package: "GRDB.swift"),
             ],
             path: "Tests/CofreTestSupport",
             swiftSettings: swiftSettings

@@ -20,7 +20,7 @@ public struct RuntimeOptions: ParsableArguments {
 
     public init() {}
 
-    static let configKeys: Set<String> = ["policy", "database", "key_store", "keys", "host", "port", "log_level"]
+    static let configKeys: Set<String> = ["policy", "database", "key_store", "keys", "host", "port", "log_level", "retention_sweep_seconds"]
 
     /// Reads the `--config` file (or `COFRE_CONFIG`), refusing unknown keys.
     func configFile() throws -> [String: String] {

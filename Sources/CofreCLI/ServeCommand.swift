@@ -25,7 +25,10 @@ struct ServeCommand: AsyncParsableCommand {
             "host": "\(host)", "port": "\(port)", "policy": "\(resolved.policy)",
             "services": "\(vault.policy.services.count)", "purposes": "\(vault.policy.purposes.count)",
         ])
-        let app = buildApplication(vault: vault, settings: HTTPSettings(host: host, port: port), logger: logger)
+        let sweepText = options.env("COFRE_RETENTION_SWEEP_SECONDS") ?? resolved.file["retention_sweep_seconds"] ?? "3600"
+        guard let sweep = Int(sweepText), sweep > 0 else { throw CLIError("COFRE_RETENTION_SWEEP_SECONDS must be a positive number of seconds") }
+        let sweeper = RetentionSweeper(vault: vault, interval: .seconds(sweep), logger: logger)
+        let app = buildApplication(vault: vault, settings: HTTPSettings(host: host, port: port), logger: logger, services: [sweeper])
         try await app.runService()
         logger.info("cofre stopped")
     }

@@ -47,6 +47,53 @@ public protocol VaultStore: Sendable {
     func auditPage(after: Int64, limit: Int) async throws -> [AuditEvent]
     /// The newest event, the chain's head.
     func lastAuditEvent() async throws -> AuditEvent?
+
+    /// Erases a subject in one transaction: erased fields lose their ciphertext, index entries and
+    /// (by the caller, before this) their data keys; retained fields become blocked; the receipt and
+    /// the audit event are stored. Throws `StoreError.notFound` if the subject is gone.
+    func erase(subject: String, erased: [String], retained: [RetainedField], receipt: ErasureReceipt, audit: AuditDraft) async throws
+    /// The stored receipt of an earlier erasure, if any.
+    func erasureReceipt(subject: String) async throws -> ErasureReceipt?
+    /// Blocked fields whose retention ended at or before `now`.
+    func expiredRetentions(now: Date) async throws -> [FieldRecord]
+    /// Shreds fields whose retention ended: ciphertext and index entries gone, status erased.
+    func shredExpired(_ fields: [FieldRecord], audit: [AuditDraft]) async throws
+}
+
+/// A field kept after erasure, for one purpose, until a date.
+public struct RetainedField: Sendable, Equatable {
+    public let field: String
+    public let purpose: String
+    public let until: Date
+    public init(field: String, purpose: String, until: Date) {
+        self.field = field
+        self.purpose = purpose
+        self.until = until
+    }
+}
+
+/// The proof of an erasure (LGPD Art. 18 VI, Art. 16): what was erased, what was kept, why and until when.
+public struct ErasureReceipt: Sendable, Codable, Equatable {
+    public struct Outcome: Sendable, Codable, Equatable {
+        public let field: String
+        /// `erased` or `retained`.
+        public let outcome: String
+        public let purpose: String?
+        public let legalBasis: String?
+        public let until: Date?
+        enum CodingKeys: String, CodingKey { case field, outcome, purpose, legalBasis = "legal_basis", until }
+    }
+
+    public let subject: String
+    public let erasedAt: Date
+    public let requestedBy: String
+    public let reason: String
+    public let ticket: String
+    public let fields: [Outcome]
+
+    enum CodingKeys: String, CodingKey {
+        case subject, erasedAt = "erased_at", requestedBy = "requested_by", reason, ticket, fields
+    }
 }
 
 /// Filters for reading the audit log; every field is optional but `limit`.

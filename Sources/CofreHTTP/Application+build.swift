@@ -24,6 +24,7 @@ public func buildRouter(vault: Vault) -> Router<CofreRequestContext> {
     let api = VaultAPI(vault: vault)
     api.register(on: router)
     AuditAPI(vault: vault, auth: api).register(on: router)
+    RightsAPI(vault: vault, auth: api).register(on: router)
     return router
 }
 

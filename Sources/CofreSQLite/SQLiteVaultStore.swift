@@ -125,6 +125,16 @@ public final class SQLiteVaultStore: VaultStore {
                 CREATE INDEX audit_ref ON audit_events(ref);
                 """)
         }
+        m.registerMigration("v4-erasures") { db in
+            try db.execute(sql: """
+                CREATE TABLE erasures (
+                    subject_id TEXT PRIMARY KEY REFERENCES subjects(id),
+                    erased_at INTEGER NOT NULL,
+                    receipt TEXT NOT NULL
+                );
+                CREATE INDEX fields_retention ON fields(status, retained_until);
+                """)
+        }
         return m
     }
 
@@ -334,7 +344,7 @@ public final class SQLiteVaultStore: VaultStore {
     public func insertTokens(_ tokens: [TokenRecord], audit: [AuditDraft]) async throws {
         try await writer.write { db in
             for t in tokens {
-                let current = try Int.fetchOne(db, sql: "SELECT generation FROM fields WHERE subject_id = ? AND field = ? AND status = 'active'",
+                let current = try Int.fetchOne(db, sql: "SELECT generation FROM fields WHERE subject_id = ? AND field = ? AND status != 'erased'",
                                                arguments: [t.subject, t.field])
                 guard current == t.generation else { throw StoreError(.conflict) }
             }
@@ -462,5 +472,64 @@ public final class SQLiteVaultStore: VaultStore {
 
     public func lastAuditEvent() async throws -> AuditEvent? {
         try await pool.read { db in try Row.fetchOne(db, sql: "SELECT * FROM audit_events ORDER BY seq DESC LIMIT 1").map(Self.event) }
+    }
+
+    // MARK: erasure and retention
+
+    static let receiptEncoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        e.dateEncodingStrategy = .millisecondsSince1970
+        return e
+    }()
+
+    public func erase(subject: String, erased: [String], retained: [RetainedField], receipt: ErasureReceipt, audit: AuditDraft) async throws {
+        let json = String(decoding: try Self.receiptEncoder.encode(receipt), as: UTF8.self)
+        try await writer.write { db in
+            guard try String.fetchOne(db, sql: "SELECT status FROM subjects WHERE id = ?", arguments: [subject]) != nil else {
+                throw StoreError(.notFound)
+            }
+            for field in erased {
+                try db.execute(sql: "UPDATE fields SET status = 'erased', ciphertext = NULL, retained_for = NULL, retained_until = NULL WHERE subject_id = ? AND field = ?",
+                               arguments: [subject, field])
+                try db.execute(sql: "DELETE FROM blind_index WHERE subject_id = ? AND field = ?", arguments: [subject, field])
+            }
+            for r in retained {
+                try db.execute(sql: "UPDATE fields SET status = 'blocked', retained_for = ?, retained_until = ? WHERE subject_id = ? AND field = ?",
+                               arguments: [r.purpose, SQLiteDatabase.millis(r.until), subject, r.field])
+            }
+            // The external reference no longer leads to this subject; the CRM may register the person anew.
+            try db.execute(sql: "UPDATE subjects SET status = 'erased', external_ref_hash = 'erased:' || id WHERE id = ?", arguments: [subject])
+            try db.execute(sql: "UPDATE consent_events SET evidence = NULL WHERE subject_id = ?", arguments: [subject])
+            try db.execute(sql: "INSERT INTO erasures (subject_id, erased_at, receipt) VALUES (?, ?, ?)",
+                           arguments: [subject, SQLiteDatabase.millis(receipt.erasedAt), json])
+            try self.append([audit], db)
+        }
+    }
+
+    public func erasureReceipt(subject: String) async throws -> ErasureReceipt? {
+        let json = try await pool.read { db in try String.fetchOne(db, sql: "SELECT receipt FROM erasures WHERE subject_id = ?", arguments: [subject]) }
+        guard let json else { return nil }
+        let d = JSONDecoder()
+        d.dateDecodingStrategy = .millisecondsSince1970
+        return try d.decode(ErasureReceipt.self, from: Data(json.utf8))
+    }
+
+    public func expiredRetentions(now: Date) async throws -> [FieldRecord] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM fields WHERE status = 'blocked' AND retained_until <= ? ORDER BY subject_id, field LIMIT 10000",
+                             arguments: [SQLiteDatabase.millis(now)]).map(Self.field)
+        }
+    }
+
+    public func shredExpired(_ fields: [FieldRecord], audit: [AuditDraft]) async throws {
+        try await writer.write { db in
+            for f in fields {
+                try db.execute(sql: "UPDATE fields SET status = 'erased', ciphertext = NULL WHERE subject_id = ? AND field = ? AND status = 'blocked'",
+                               arguments: [f.subject, f.field])
+                try db.execute(sql: "DELETE FROM blind_index WHERE subject_id = ? AND field = ?", arguments: [f.subject, f.field])
+            }
+            try self.append(audit, db)
+        }
     }
 }

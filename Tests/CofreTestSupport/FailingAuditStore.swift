@@ -54,4 +54,12 @@ public final class FailingAuditStore: VaultStore, @unchecked Sendable {
     public func auditEvents(_ query: AuditQuery) async throws -> [AuditEvent] { try await base.auditEvents(query) }
     public func auditPage(after: Int64, limit: Int) async throws -> [AuditEvent] { try await base.auditPage(after: after, limit: limit) }
     public func lastAuditEvent() async throws -> AuditEvent? { try await base.lastAuditEvent() }
+    public func erase(subject: String, erased: [String], retained: [RetainedField], receipt: ErasureReceipt, audit: AuditDraft) async throws {
+        try check(); try await base.erase(subject: subject, erased: erased, retained: retained, receipt: receipt, audit: audit)
+    }
+    public func erasureReceipt(subject: String) async throws -> ErasureReceipt? { try await base.erasureReceipt(subject: subject) }
+    public func expiredRetentions(now: Date) async throws -> [FieldRecord] { try await base.expiredRetentions(now: now) }
+    public func shredExpired(_ fields: [FieldRecord], audit: [AuditDraft]) async throws {
+        try check(); try await base.shredExpired(fields, audit: audit)
+    }
 }
