@@ -120,7 +120,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CofreCLITests",
-            dependencies: ["CofreTestSupport"],
+            dependencies: ["CofreTestSupport", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
     ]

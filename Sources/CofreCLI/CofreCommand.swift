@@ -5,7 +5,7 @@ public struct CofreCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "cofre",
         abstract: "Cofre, an LGPD privacy vault.",
-        subcommands: [ServeCommand.self, ServiceCommand.self, KeysCommand.self, AuditCommand.self])
+        subcommands: [ServeCommand.self, ServiceCommand.self, KeysCommand.self, SubjectCommand.self, ConsentCommand.self, AuditCommand.self])
 
     public init() {}
 }

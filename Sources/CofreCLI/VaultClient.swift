@@ -74,6 +74,33 @@ struct VaultClient {
         return data
     }
 
+    /// Streams a response body to `sink` as it arrives (exports can be large).
+    func download(_ path: String, query: [(String, String)] = [], to sink: FileHandle) async throws {
+        var url = base + path
+        if !query.isEmpty { url += "?" + query.map { "\($0.0)=\($0.1)" }.joined(separator: "&") }
+        var request = HTTPClientRequest(url: url)
+        request.headers.add(name: "Authorization", value: "Bearer \(token)")
+        let client = HTTPClient(eventLoopGroupProvider: .singleton,
+                                configuration: .init(timeout: .init(connect: .seconds(3), read: .seconds(120))))
+        do {
+            let response: HTTPClientResponse
+            do {
+                response = try await client.execute(request, timeout: .seconds(3600))
+            } catch {
+                throw CLIError("cannot reach the vault at \(base): \(Self.describe(error)). Is `cofre serve` running? (--addr / COFRE_ADDR)")
+            }
+            guard (200..<300).contains(response.status.code) else {
+                let data = Data(try await response.body.collect(upTo: 1 << 20).readableBytesView)
+                throw Self.failure(status: Int(response.status.code), data)
+            }
+            for try await chunk in response.body { sink.write(Data(chunk.readableBytesView)) }
+            try? await client.shutdown()
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
+    }
+
     static func describe(_ error: any Error) -> String {
         let text = "\(error)"
         if text.contains("connectionRefused") || text.contains("Connection refused") { return "connection refused" }

@@ -1,5 +1,6 @@
 import CofreTestSupport
 import Foundation
+import GRDB
 import Testing
 
 @Suite("cofre audit (the auditor's commands over HTTP)", .serialized)
@@ -67,12 +68,9 @@ struct AuditorCommandTests {
     }
 }
 
-/// Edits an SQLite file behind the server's back, as an attacker with file access would (Python's sqlite3).
+/// Edits an SQLite file behind the server's back, as an attacker with file access would.
 func tamperFile(_ path: String, _ sql: String) throws {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = ["python3", "-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit()", path, sql]
-    try p.run()
-    p.waitUntilExit()
-    #expect(p.terminationStatus == 0)
+    let db = try DatabaseQueue(path: path)
+    try db.write { try $0.execute(sql: sql) }
+    try db.close()
 }

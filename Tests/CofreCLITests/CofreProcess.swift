@@ -15,10 +15,17 @@ struct RunResult {
 }
 
 /// Runs `cofre` with `args` in `directory`, with a clean COFRE_* environment plus `env`.
-func runCofre(_ args: [String], in directory: String, env: [String: String] = [:], stdin: String? = nil) throws -> RunResult {
+/// With `viaScript`, runs that shell command on a pseudo-terminal through util-linux `script`,
+/// as a person at a terminal would.
+func runCofre(_ args: [String], in directory: String, env: [String: String] = [:], viaScript: String? = nil, stdin: String? = nil) throws -> RunResult {
     let p = Process()
-    p.executableURL = URL(fileURLWithPath: cofreBinary)
-    p.arguments = args
+    if let viaScript {
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/script")
+        p.arguments = ["-q", "-e", "-c", viaScript, "/dev/null"]
+    } else {
+        p.executableURL = URL(fileURLWithPath: cofreBinary)
+        p.arguments = args
+    }
     p.currentDirectoryURL = URL(fileURLWithPath: directory)
     var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("COFRE_") }
     environment.merge(env) { $1 }

@@ -1,0 +1,80 @@
+import CofreTestSupport
+import Foundation
+import Testing
+
+@Suite("cofre subject and consent (the DPO's commands over HTTP)", .serialized)
+struct DPOCommandTests {
+    @Test("the DPO's workflow: consent, export to a private file, erase with confirmation, receipt again")
+    func workflow() async throws {
+        let dir = try makeWorkdir()
+        let crm = json(try runCofre(["service", "issue", "crm", "--json"], in: dir).stdout)["key"] as! String
+        let bot = json(try runCofre(["service", "issue", "whatsapp-bot", "--json"], in: dir).stdout)["key"] as! String
+        let dpo = json(try runCofre(["service", "issue", "dpo", "--json"], in: dir).stdout)["key"] as! String
+        let server = try Server(directory: dir)
+        try await server.waitReady()
+        let env = ["COFRE_ADDR": "http://127.0.0.1:\(server.port)", "COFRE_TOKEN": dpo]
+
+        let created = json(try server.curl("POST", "/v1/subjects", key: crm,
+                                           body: #"{"external_ref":"d-1","fields":{"name":"Maria Souza","cpf":"529.982.247-25","phone":"11 98888-7777"}}"#).body)
+        let subject = created["subject"] as! String
+        let tokens = created["tokens"] as! [String: String]
+
+        let grant = try runCofre(["consent", "grant", subject, "collection-whatsapp", "--evidence", "wamid.ABC", "--notice-version", "2026-01",
+                                  "--channel", "whatsapp"], in: dir, env: env)
+        #expect(grant.status == 0, "\(grant.stderr)")
+        #expect(grant.stdout.contains("Consent granted for collection-whatsapp"))
+        let reveal = try server.curl("POST", "/v1/detokenize", key: bot, body: #"{"purpose":"collection-whatsapp","tokens":["\#(tokens["phone"]!)"]}"#)
+        #expect(reveal.body.contains("+5511988887777"))
+        let show = try runCofre(["consent", "show", subject], in: dir, env: env)
+        #expect(show.stdout.contains("collection-whatsapp"))
+        #expect(show.stdout.contains("granted by dpo via whatsapp, notice 2026-01"))
+        #expect(try runCofre(["consent", "revoke", subject, "collection-whatsapp"], in: dir, env: env).status == 0)
+        let denied = try server.curl("POST", "/v1/detokenize", key: bot, body: #"{"purpose":"collection-whatsapp","tokens":["\#(tokens["phone"]!)"]}"#)
+        #expect(denied.body.contains("consent_revoked"))
+
+        let export = try runCofre(["subject", "export", subject, "--out", "maria.json"], in: dir, env: env)
+        #expect(export.status == 0, "\(export.stderr)")
+        let attrs = try FileManager.default.attributesOfItem(atPath: dir + "/maria.json")
+        #expect((attrs[.posixPermissions] as? Int) == 0o600)
+        let doc = json(try String(contentsOfFile: dir + "/maria.json", encoding: .utf8))
+        let values = (doc["fields"] as? [[String: Any]] ?? []).compactMap { $0["value"] as? String }
+        #expect(Set(values) == ["Maria Souza", "52998224725", "+5511988887777"])
+        let history = doc["access_history"] as? [[String: Any]] ?? []
+        #expect(history.contains { $0["service"] as? String == "whatsapp-bot" && $0["purpose"] as? String == "collection-whatsapp" && $0["decision"] as? String == "allow" })
+        let simple = try runCofre(["subject", "export", subject, "--format", "simple"], in: dir, env: env)
+        #expect(simple.stdout.contains("\"processing\":true"))
+        #expect(!simple.stdout.contains("Maria"))
+
+        // Without a terminal and without --yes, nothing is erased.
+        let refused = try runCofre(["subject", "erase", subject, "--reason", "Art. 18 VI", "--ticket", "T-1"], in: dir, env: env)
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("pass --yes"))
+        // On a terminal, the DPO types the subject id to confirm.
+        let tty = try runCofre([], in: dir, env: env, viaScript: "\(cofreBinary) subject erase \(subject) --reason 'Art. 18 VI' --ticket T-1",
+                               stdin: subject + "\n")
+        #expect(tty.status == 0, "\(tty.stdout)\(tty.stderr)")
+        #expect(tty.stdout.contains("Type the subject id to confirm"))
+        #expect(tty.stdout.contains("Erasure receipt"))
+        #expect(tty.stdout.contains("legal-defense"))
+        let again = try runCofre(["subject", "erase", subject, "--reason", "Art. 18 VI", "--ticket", "T-1", "--yes", "--json"], in: dir, env: env)
+        #expect(again.status == 0)
+        let receipt = json(again.stdout)
+        let outcomes = Dictionary(uniqueKeysWithValues: (receipt["fields"] as? [[String: Any]] ?? []).map { ($0["field"] as! String, $0["outcome"] as! String) })
+        #expect(outcomes == ["name": "retained", "cpf": "retained", "phone": "erased"])
+        let after = try server.curl("POST", "/v1/detokenize", key: crm, body: #"{"purpose":"collection-call","tokens":["\#(tokens["phone"]!)","\#(tokens["name"]!)"]}"#)
+        #expect(after.body.contains("subject_erased"))
+        #expect(after.body.contains("subject_blocked"))
+
+        // Clear failures.
+        let unknown = try runCofre(["subject", "export", "sub_aaaaaaaaaaaaaaaaaaaaaaaaaa"], in: dir, env: env)
+        #expect(unknown.status != 0)
+        #expect(unknown.stderr.contains("404"))
+        let wrongRole = try runCofre(["subject", "export", subject], in: dir, env: ["COFRE_ADDR": env["COFRE_ADDR"]!, "COFRE_TOKEN": crm])
+        #expect(wrongRole.stderr.contains("403"))
+        let badID = try runCofre(["subject", "erase", "../audit/events", "--reason", "x", "--ticket", "y", "--yes"], in: dir, env: env)
+        #expect(badID.stderr.contains("is not a subject id"))
+        #expect(try await server.stop() == 0)
+        let down = try runCofre(["consent", "show", subject], in: dir, env: env)
+        #expect(down.stderr.contains("cannot reach the vault"))
+    }
+}
