@@ -19,14 +19,22 @@ enum Bootstrap {
 
     static func openVault(_ r: RuntimeOptions.Resolved, logger: Logger) async throws -> Vault {
         let policy = try PolicyLoader.load(file: r.policy)
-        let ring = try KeyRingDirectory.load(directory: r.keys, allowCreate: !r.production, logger: logger)
+        let source: KeyRingSource
+        if let value = r.kekEnvironment {
+            source = .environment(value)
+        } else if let file = r.kekFile {
+            source = .file(file)
+        } else {
+            source = .directory(r.keys)
+        }
+        let ring = try KeyRingProvider(source: source, allowCreate: !r.production, logger: logger)
         let keyStorePath = try sqlitePath(r.keyStore, option: "--key-store")
         let dataPath = try sqlitePath(r.database, option: "--database")
         guard (keyStorePath as NSString).standardizingPath != (dataPath as NSString).standardizingPath else {
             throw CLIError("--key-store and --database must be different files: erasure relies on keys living apart from data")
         }
         let keyStore = try SQLiteKeyStore(path: keyStorePath)
-        return try await Vault.open(policy: policy, ring: ring, keyStore: keyStore, logger: logger) { chain in
+        return try await Vault.open(policy: policy, keyRing: ring, keyStore: keyStore, logger: logger) { chain in
             try SQLiteVaultStore(path: dataPath, chain: chain)
         }
     }

@@ -3,10 +3,15 @@ import CofreCore
 import Foundation
 import Logging
 
-/// `cofre keys status`: the key ring's versions and how many data keys each still wraps.
+/// `cofre keys status|rotate|rewrap|retire`: the key-encryption key lifecycle, on the vault's host.
 struct KeysCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "keys", abstract: "Inspect the key ring (operator, on the vault's host).", subcommands: [Status.self])
+        commandName: "keys", abstract: "Manage the key ring (operator, on the vault's host).",
+        subcommands: [Status.self, Rotate.self, Rewrap.self, Retire.self])
+
+    static func open(_ options: RuntimeOptions) async throws -> Vault {
+        try await Bootstrap.openVault(options.resolve(), logger: Logging.make("cofre", level: "warning"))
+    }
 
     struct Status: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "KEK versions, the primary, and data keys per version.")
@@ -14,23 +19,63 @@ struct KeysCommand: AsyncParsableCommand {
         @Flag var json = false
 
         func run() async throws {
-            let vault = try await Bootstrap.openVault(options.resolve(), logger: Logging.make("cofre", level: "warning"))
-            let ring = vault.dataKeys.ring
-            let counts = try await vault.dataKeys.store.countByKEKVersion()
+            let s = try await KeysCommand.open(options).keyStatus()
             let fmt = ISO8601DateFormatter()
             if json {
-                let versions: [[String: any Sendable]] = ring.versions.map { v in
-                    ["version": Int(v), "primary": v == ring.primaryVersion, "data_keys": counts[v] ?? 0,
-                     "created_at": ring.createdAt[v].map(fmt.string(from:)) ?? ""]
+                let versions: [[String: any Sendable]] = s.versions.map {
+                    ["version": Int($0.version), "primary": $0.primary, "data_keys": $0.dataKeys, "created_at": $0.createdAt.map(fmt.string(from:)) ?? ""]
                 }
-                print(try jsonLine(["primary": Int(ring.primaryVersion), "versions": versions]))
+                print(try jsonLine([
+                    "source": s.source, "primary": Int(s.versions.first { $0.primary }!.version), "versions": versions,
+                    "system_keys": s.systemKeys.mapValues { Int($0) }, "orphaned_data_keys": s.orphaned,
+                ]))
                 return
             }
+            print("source: \(s.source)")
             print(pad("VERSION", 9) + pad("PRIMARY", 9) + pad("DATA KEYS", 11) + "CREATED")
-            for v in ring.versions {
-                print(pad("v\(v)", 9) + pad(v == ring.primaryVersion ? "yes" : "", 9) + pad("\(counts[v] ?? 0)", 11)
-                      + (ring.createdAt[v].map(fmt.string(from:)) ?? "-"))
+            for v in s.versions {
+                print(pad("v\(v.version)", 9) + pad(v.primary ? "yes" : "", 9) + pad("\(v.dataKeys)", 11) + (v.createdAt.map(fmt.string(from:)) ?? "-"))
             }
+            print("system keys: " + s.systemKeys.keys.sorted().map { "\($0) under v\(s.systemKeys[$0]!)" }.joined(separator: ", "))
+            if s.orphaned > 0 { print("WARNING: \(s.orphaned) data key(s) are wrapped by a version that is not loaded") }
+        }
+    }
+
+    struct Rotate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Add a KEK version; every new wrap uses it.")
+        @OptionGroup var options: RuntimeOptions
+
+        func run() async throws {
+            let v = try await KeysCommand.open(options).rotateKEK()
+            print("Added key-encryption key v\(v); it is now primary. Running servers use it after their next key-ring reload (COFRE_KEY_RELOAD_SECONDS, default 5).")
+            print("Next: `cofre keys rewrap`, then `cofre keys retire` the old version once status shows 0 data keys on it.")
+        }
+    }
+
+    struct Rewrap: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Re-wrap every data key under the primary KEK (no value is decrypted); resumable, safe while serving.")
+        @OptionGroup var options: RuntimeOptions
+        @Option(help: "Keys per batch.") var batchSize: Int = 500
+        @Option(help: "Stop after this many batches (run again to continue).") var maxBatches: Int?
+
+        func run() async throws {
+            guard batchSize > 0, (maxBatches ?? 1) > 0 else { throw CLIError("--batch-size and --max-batches must be positive") }
+            let r = try await KeysCommand.open(options).rewrapDataKeys(batchSize: batchSize, maxBatches: maxBatches)
+            print("Re-wrapped \(r.rewrapped) data key(s); \(r.remaining) remain on older versions.")
+        }
+    }
+
+    struct Retire: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove a KEK version; refused while anything still needs it.")
+        @OptionGroup var options: RuntimeOptions
+        @Argument(help: "The version, as 1 or v1.") var version: String
+
+        func run() async throws {
+            let digits = version.hasPrefix("v") ? String(version.dropFirst()) : version
+            guard let v = UInt32(digits), v > 0 else { throw CLIError("VERSION must be a number such as 1 or v1") }
+            try await KeysCommand.open(options).retireKEK(v)
+            print("Retired key-encryption key v\(v).")
         }
     }
 }

@@ -20,7 +20,7 @@ public struct RuntimeOptions: ParsableArguments {
 
     public init() {}
 
-    static let configKeys: Set<String> = ["policy", "database", "key_store", "keys", "host", "port", "log_level", "retention_sweep_seconds"]
+    static let configKeys: Set<String> = ["policy", "database", "key_store", "keys", "kek_file", "host", "port", "log_level", "retention_sweep_seconds", "key_reload_seconds"]
 
     /// Reads the `--config` file (or `COFRE_CONFIG`), refusing unknown keys.
     func configFile() throws -> [String: String] {
@@ -54,6 +54,10 @@ public struct RuntimeOptions: ParsableArguments {
         var keys: String
         var file: [String: String]
         var production: Bool
+        /// `COFRE_KEK`: the key ring itself, from the platform's secret store.
+        var kekEnvironment: String?
+        /// `COFRE_KEK_FILE`: a file of `v<N>:<base64>` lines.
+        var kekFile: String?
     }
 
     func resolve() throws -> Resolved {
@@ -65,7 +69,9 @@ public struct RuntimeOptions: ParsableArguments {
             keyStore: keyStore ?? env("COFRE_KEY_STORE") ?? file["key_store"] ?? "sqlite:\((keys as NSString).appendingPathComponent("datakeys.sqlite"))",
             keys: keys,
             file: file,
-            production: env("COFRE_ENV") == "production")
+            production: env("COFRE_ENV") == "production",
+            kekEnvironment: env("COFRE_KEK"),
+            kekFile: env("COFRE_KEK_FILE") ?? file["kek_file"])
     }
 }
 

@@ -28,7 +28,10 @@ struct ServeCommand: AsyncParsableCommand {
         let sweepText = options.env("COFRE_RETENTION_SWEEP_SECONDS") ?? resolved.file["retention_sweep_seconds"] ?? "3600"
         guard let sweep = Int(sweepText), sweep > 0 else { throw CLIError("COFRE_RETENTION_SWEEP_SECONDS must be a positive number of seconds") }
         let sweeper = RetentionSweeper(vault: vault, interval: .seconds(sweep), logger: logger)
-        let app = buildApplication(vault: vault, settings: HTTPSettings(host: host, port: port), logger: logger, services: [sweeper])
+        let reloadText = options.env("COFRE_KEY_RELOAD_SECONDS") ?? resolved.file["key_reload_seconds"] ?? "5"
+        guard let reload = Int(reloadText), reload > 0 else { throw CLIError("COFRE_KEY_RELOAD_SECONDS must be a positive number of seconds") }
+        let app = buildApplication(vault: vault, settings: HTTPSettings(host: host, port: port), logger: logger,
+                                   services: [sweeper, KeyRingWatcher(provider: vault.dataKeys.provider, interval: .seconds(reload), logger: logger)])
         try await app.runService()
         logger.info("cofre stopped")
     }

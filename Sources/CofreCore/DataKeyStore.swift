@@ -44,4 +44,10 @@ public protocol DataKeyStore: Sendable {
     /// How many data keys each KEK version still wraps.
     func countByKEKVersion() async throws -> [UInt32: Int]
     func checkHealth() async throws
+    /// Up to `limit` keys wrapped by any KEK version other than `version`.
+    func fetch(notWrappedBy version: UInt32, limit: Int) async throws -> [WrappedDataKey]
+    /// Replaces each key's wrapping if it still holds the old one; returns how many were replaced.
+    func replace(_ updates: [(old: WrappedDataKey, new: WrappedDataKey)]) async throws -> Int
+    /// Counts `count` more encryptions under a shared key; false (nothing counted) past `limit`.
+    func reserveUses(_ id: DataKeyID, count: Int64, limit: Int64) async throws -> Bool
 }

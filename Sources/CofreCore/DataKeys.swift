@@ -3,13 +3,19 @@ public import Foundation
 
 /// Creates, wraps and unwraps data keys. Values are encrypted under data keys; data keys under the KEK.
 public struct DataKeys: Sendable {
-    public let ring: KeyRing
+    public let provider: KeyRingProvider
     public let store: any DataKeyStore
+    /// NIST SP 800-38D: at most 2^32 encryptions with random nonces under one key. Only keys
+    /// shared by several values (a subject's consent-evidence key) count their uses.
+    public static let maxUsesPerSharedKey: Int64 = 1 << 32
 
-    public init(ring: KeyRing, store: any DataKeyStore) {
-        self.ring = ring
+    public init(provider: KeyRingProvider, store: any DataKeyStore) {
+        self.provider = provider
         self.store = store
     }
+
+    /// The key ring as it stands (it may be reloaded at any time).
+    public var ring: KeyRing { provider.current }
 
     static func context(_ id: DataKeyID) -> AssociatedData {
         AssociatedData(["cofre.datakey.v1", id.subject, id.group, String(id.generation)])
@@ -22,6 +28,7 @@ public struct DataKeys: Sendable {
     }
 
     public func wrap(_ key: SymmetricKey, id: DataKeyID, now: Date) throws -> WrappedDataKey {
+        let ring = self.ring
         let version = ring.primaryVersion
         let kek = ring.key(version: version)!
         var plain = key.withUnsafeBytes { Array($0) }
@@ -32,7 +39,13 @@ public struct DataKeys: Sendable {
 
     public func unwrap(_ stored: WrappedDataKey) throws -> SymmetricKey {
         let version = try Envelope.keyVersion(of: stored.wrapped)
-        guard let kek = ring.key(version: version) else {
+        var kek = ring.key(version: version)
+        if kek == nil {
+            // Another instance may have rotated: look at the source once more before failing.
+            _ = try? provider.reload()
+            kek = ring.key(version: version)
+        }
+        guard let kek else {
             throw VaultError(.unavailable, .unavailable, "a data key is wrapped under a key-encryption key version that is not loaded")
         }
         var raw = try Envelope.open(stored.wrapped, key: kek, context: Self.context(stored.id))
@@ -65,5 +78,27 @@ public struct DataKeys: Sendable {
             guard let kept = try await store.fetch([id])[id] else { throw error }
             return try unwrap(kept)
         }
+    }
+
+    /// Re-wraps data keys that are not under the primary KEK, in batches, without decrypting any value.
+    /// Stateless, so an interrupted run simply continues where the keys say it stopped; safe while
+    /// serving, since each row is replaced only if it still holds the wrapping that was read.
+    public func rewrap(batchSize: Int = 500, maxBatches: Int? = nil, now: Date) async throws -> (rewrapped: Int, remaining: Int) {
+        var done = 0
+        var batches = 0
+        let primary = ring.primaryVersion
+        while maxBatches.map({ batches < $0 }) ?? true {
+            let stale = try await store.fetch(notWrappedBy: primary, limit: batchSize)
+            if stale.isEmpty { break }
+            var updates: [(old: WrappedDataKey, new: WrappedDataKey)] = []
+            for old in stale {
+                let key = try unwrap(old)
+                updates.append((old, try wrap(key, id: old.id, now: old.createdAt)))
+            }
+            done += try await store.replace(updates)
+            batches += 1
+        }
+        let remaining = try await store.countByKEKVersion().filter { $0.key != primary }.values.reduce(0, +)
+        return (done, remaining)
     }
 }

@@ -129,7 +129,12 @@ extension Vault {
             let id = "cev_" + Identifiers.base32(try Random.bytes(10))
             var sealed: [UInt8]?
             if let evidence {
-                let key = try await dataKeys.getOrCreate(DataKeyID(subject: subject, group: Self.consentKeyGroup, generation: 1), now: at)
+                let keyID = DataKeyID(subject: subject, group: Self.consentKeyGroup, generation: 1)
+                let key = try await dataKeys.getOrCreate(keyID, now: at)
+                // This key is shared by all of the subject's evidence: count its uses against the GCM limit.
+                guard try await dataKeys.store.reserveUses(keyID, count: 1, limit: DataKeys.maxUsesPerSharedKey) else {
+                    throw VaultError(.unavailable, .init("key_exhausted"), "the subject's evidence key reached its usage limit")
+                }
                 sealed = try Envelope.seal(Array(evidence.utf8), key: key, keyVersion: 1, context: evidenceContext(subject: subject, id: id))
             }
             var record = ConsentRecord(id: id, subject: subject, purpose: purpose.name, kind: kind, status: status, channel: channel,

@@ -33,12 +33,12 @@ public final class Vault: Sendable {
     /// Opens the vault: prepares the key store, loads (or creates) the blind-index and audit keys,
     /// then lets `makeStore` open the data store with the audit chain, and migrates it.
     public static func open(
-        policy: Policy, ring: KeyRing, keyStore: any DataKeyStore, logger: Logger,
+        policy: Policy, keyRing: KeyRingProvider, keyStore: any DataKeyStore, logger: Logger,
         clock: @escaping @Sendable () -> Date = { Date() },
         makeStore: (AuditChain) async throws -> any VaultStore
     ) async throws -> Vault {
         try await keyStore.migrate()
-        let keys = DataKeys(ring: ring, store: keyStore)
+        let keys = DataKeys(provider: keyRing, store: keyStore)
         let now = clock()
         let indexKey = try await keys.systemKey(indexKeyGroup, now: now)
         let chain = AuditChain(key: try await keys.systemKey(auditKeyGroup, now: now))

@@ -26,6 +26,9 @@ public final class SQLiteKeyStore: DataKeyStore {
                 CREATE INDEX data_keys_kek ON data_keys(kek_version);
                 """)
         }
+        migrator.registerMigration("v2-usage-counter") { db in
+            try db.execute(sql: "ALTER TABLE data_keys ADD COLUMN uses INTEGER NOT NULL DEFAULT 0")
+        }
         try migrator.migrate(pool)
     }
 
@@ -82,5 +85,44 @@ public final class SQLiteKeyStore: DataKeyStore {
 
     public func checkHealth() async throws {
         _ = try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM data_keys WHERE subject_id = ?", arguments: [DataKeyID.systemSubject]) }
+    }
+
+    public func fetch(notWrappedBy version: UInt32, limit: Int) async throws -> [WrappedDataKey] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT subject_id, key_group, generation, kek_version, wrapped, created_at FROM data_keys
+                WHERE kek_version != ? ORDER BY subject_id, key_group, generation LIMIT ?
+                """, arguments: [Int64(version), limit]).map { row in
+                let wrapped: Data = row["wrapped"]
+                return WrappedDataKey(id: DataKeyID(subject: row["subject_id"], group: row["key_group"], generation: row["generation"]),
+                                      kekVersion: UInt32(row["kek_version"] as Int64), wrapped: Array(wrapped),
+                                      createdAt: SQLiteDatabase.date(row["created_at"] as Int64))
+            }
+        }
+    }
+
+    public func replace(_ updates: [(old: WrappedDataKey, new: WrappedDataKey)]) async throws -> Int {
+        guard !updates.isEmpty else { return 0 }
+        let rows = updates.map { ($0.old.id, Int64($0.old.kekVersion), Data($0.old.wrapped), Int64($0.new.kekVersion), Data($0.new.wrapped)) }
+        return try await pool.write { db in
+            var n = 0
+            for (id, oldVersion, oldWrapped, newVersion, newWrapped) in rows {
+                try db.execute(sql: """
+                    UPDATE data_keys SET kek_version = ?, wrapped = ?
+                    WHERE subject_id = ? AND key_group = ? AND generation = ? AND kek_version = ? AND wrapped = ?
+                    """, arguments: [newVersion, newWrapped, id.subject, id.group, id.generation, oldVersion, oldWrapped])
+                n += db.changesCount
+            }
+            return n
+        }
+    }
+
+    public func reserveUses(_ id: DataKeyID, count: Int64, limit: Int64) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(sql: """
+                UPDATE data_keys SET uses = uses + ? WHERE subject_id = ? AND key_group = ? AND generation = ? AND uses + ? <= ?
+                """, arguments: [count, id.subject, id.group, id.generation, count, limit])
+            return db.changesCount == 1
+        }
     }
 }

@@ -45,9 +45,9 @@ public struct TestVault: Sendable {
         let logs = LogCapture()
         let logger = logs.logger
         let policy = try policy ?? PolicyLoader.load(file: examplePolicyPath)
-        let ring = try KeyRingDirectory.load(directory: dir + "/keys", allowCreate: true, logger: logger)
+        let ring = try KeyRingProvider(source: .directory(dir + "/keys"), allowCreate: true, logger: logger)
         let keyStore = try SQLiteKeyStore(path: dir + "/keys/datakeys.sqlite")
-        let vault = try await Vault.open(policy: policy, ring: ring, keyStore: keyStore, logger: logger, clock: { clock.now }) { chain in
+        let vault = try await Vault.open(policy: policy, keyRing: ring, keyStore: keyStore, logger: logger, clock: { clock.now }) { chain in
             wrapStore(try SQLiteVaultStore(path: dir + "/data/cofre.sqlite", chain: chain))
         }
         return TestVault(directory: dir, vault: vault, logs: logs, clock: clock)

@@ -1,0 +1,68 @@
+public import Foundation
+
+/// The key ring as `cofre keys status` reports it.
+public struct KeyStatus: Sendable {
+    public struct Version: Sendable {
+        public let version: UInt32
+        public let primary: Bool
+        public let createdAt: Date?
+        public let dataKeys: Int
+    }
+    public let source: String
+    public let versions: [Version]
+    /// The KEK version wrapping the blind-index and audit-chain keys.
+    public let systemKeys: [String: UInt32]
+    /// Data keys wrapped by a version no longer in the ring (should be zero).
+    public let orphaned: Int
+}
+
+extension Vault {
+    func operatorEvent(_ action: String, target: String?, code: String? = nil) -> AuditDraft {
+        var a = draft(nil, action: action, requestID: nil, decision: .allow, code: code)
+        a.target = target
+        return a
+    }
+
+    public func keyStatus() async throws -> KeyStatus {
+        let ring = dataKeys.ring
+        let counts = try await dataKeys.store.countByKEKVersion()
+        let system = try await dataKeys.store.fetch([Self.indexKeyGroup, Self.auditKeyGroup].map {
+            DataKeyID(subject: DataKeyID.systemSubject, group: $0, generation: 1)
+        })
+        return KeyStatus(
+            source: dataKeys.provider.source.description,
+            versions: ring.versions.map { .init(version: $0, primary: $0 == ring.primaryVersion, createdAt: ring.createdAt[$0], dataKeys: counts[$0] ?? 0) },
+            systemKeys: Dictionary(uniqueKeysWithValues: system.map { ($0.key.group, $0.value.kekVersion) }),
+            orphaned: counts.filter { ring.key(version: $0.key) == nil }.values.reduce(0, +))
+    }
+
+    /// `cofre keys rotate`: a new primary KEK version; running servers pick it up on their next reload.
+    public func rotateKEK() async throws -> UInt32 {
+        let version = try dataKeys.provider.rotate()
+        try await store.appendAudit([operatorEvent("keys.rotate", target: "v\(version)")])
+        return version
+    }
+
+    /// `cofre keys rewrap`: every data key under the primary KEK, without decrypting a value.
+    public func rewrapDataKeys(batchSize: Int, maxBatches: Int?) async throws -> (rewrapped: Int, remaining: Int) {
+        let result = try await dataKeys.rewrap(batchSize: batchSize, maxBatches: maxBatches, now: now)
+        try await store.appendAudit([operatorEvent("keys.rewrap", target: "v\(dataKeys.ring.primaryVersion)",
+                                                   code: "rewrapped_\(result.rewrapped)_remaining_\(result.remaining)")])
+        return result
+    }
+
+    /// `cofre keys retire VERSION`: refused while any data key (or system key) still needs it.
+    public func retireKEK(_ version: UInt32) async throws {
+        let ring = dataKeys.ring
+        guard ring.key(version: version) != nil else { throw KeyRingError("there is no key-encryption key v\(version)") }
+        guard version != ring.primaryVersion else {
+            throw KeyRingError("v\(version) is the primary key-encryption key; rotate first, rewrap, then retire it")
+        }
+        let needed = try await dataKeys.store.countByKEKVersion()[version] ?? 0
+        guard needed == 0 else {
+            throw KeyRingError("v\(version) still wraps \(needed) data key(s); run `cofre keys rewrap` first")
+        }
+        try dataKeys.provider.retire(version)
+        try await store.appendAudit([operatorEvent("keys.retire", target: "v\(version)")])
+    }
+}

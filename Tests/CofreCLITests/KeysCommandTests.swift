@@ -1,0 +1,81 @@
+import CofreTestSupport
+import Foundation
+import Testing
+
+@Suite("cofre keys (the key lifecycle on the host)", .serialized)
+struct KeysCommandTests {
+    @Test("rotate while serving: the server picks up v2, rewrap empties v1, retire removes it, data still reads")
+    func rotationRunbook() async throws {
+        let dir = try makeWorkdir()
+        let crm = json(try runCofre(["service", "issue", "crm", "--json"], in: dir).stdout)["key"] as! String
+        let server = try Server(directory: dir, env: ["COFRE_KEY_RELOAD_SECONDS": "1"])
+        try await server.waitReady()
+        let before = json(try server.curl("POST", "/v1/subjects", key: crm, body: #"{"external_ref":"k-1","fields":{"name":"Ana","cpf":"529.982.247-25"}}"#).body)
+
+        let rotate = try runCofre(["keys", "rotate"], in: dir)
+        #expect(rotate.status == 0, "\(rotate.stderr)")
+        #expect(rotate.stdout.contains("Added key-encryption key v2"))
+        try await Task.sleep(for: .milliseconds(2500))
+        _ = try server.curl("POST", "/v1/subjects", key: crm, body: #"{"external_ref":"k-2","fields":{"name":"Bia"}}"#)
+        var status = json(try runCofre(["keys", "status", "--json"], in: dir).stdout)
+        var versions = status["versions"] as? [[String: Any]] ?? []
+        #expect(versions.first { $0["version"] as? Int == 2 }?["data_keys"] as? Int == 1, "the running server wrapped the new key under v2")
+
+        let refused = try runCofre(["keys", "retire", "v1"], in: dir)
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("run `cofre keys rewrap` first"))
+
+        let step = try runCofre(["keys", "rewrap", "--batch-size", "1", "--max-batches", "2"], in: dir)
+        #expect(step.stdout.contains("Re-wrapped 2 data key(s); 2 remain"), "\(step.stdout)")
+        let rest = try runCofre(["keys", "rewrap"], in: dir)
+        #expect(rest.stdout.contains("0 remain"))
+        status = json(try runCofre(["keys", "status", "--json"], in: dir).stdout)
+        versions = status["versions"] as? [[String: Any]] ?? []
+        #expect(versions.first { $0["version"] as? Int == 1 }?["data_keys"] as? Int == 0)
+        #expect((status["system_keys"] as? [String: Int])?.values.allSatisfy { $0 == 2 } == true)
+
+        let retire = try runCofre(["keys", "retire", "1"], in: dir)
+        #expect(retire.status == 0, "\(retire.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/keys/kek-v1.key"))
+        let primary = try runCofre(["keys", "retire", "v2"], in: dir)
+        #expect(primary.stderr.contains("primary"))
+        #expect(try runCofre(["keys", "retire", "version-one"], in: dir).stderr.contains("VERSION must be a number"))
+
+        let tokens = before["tokens"] as! [String: String]
+        let r = try server.curl("POST", "/v1/detokenize", key: crm, body: #"{"purpose":"payment","tokens":["\#(tokens["name"]!)","\#(tokens["cpf"]!)"]}"#)
+        #expect(r.body.contains("Ana") && r.body.contains("52998224725"), "\(r.body)")
+        #expect(try await server.stop() == 0)
+    }
+
+    @Test("production: the KEK comes from COFRE_KEK or COFRE_KEK_FILE; without one, start fails with a clear message")
+    func productionKeySources() async throws {
+        let dir = try makeWorkdir()
+        let missing = try runCofre(["serve", "--port", "0"], in: dir, env: ["COFRE_ENV": "production"])
+        #expect(missing.status != 0)
+        #expect(missing.stderr.contains("refusing to create one because COFRE_ENV=production"))
+
+        let kek = "v1:" + Data((0..<32).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
+        let env = ["COFRE_ENV": "production", "COFRE_KEK": kek]
+        let issued = try runCofre(["service", "issue", "crm", "--json"], in: dir, env: env)
+        #expect(issued.status == 0, "\(issued.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/keys/kek-v1.key"), "no key file is created in production")
+        let status = try runCofre(["keys", "status"], in: dir, env: env)
+        #expect(status.stdout.contains("source: environment variable COFRE_KEK"))
+        #expect(!status.stdout.contains(String(kek.dropFirst(3).prefix(12))))
+        let rotate = try runCofre(["keys", "rotate"], in: dir, env: env)
+        #expect(rotate.status != 0)
+        #expect(rotate.stderr.contains("add v2:"))
+
+        // The same ring from a file: mode checked, rotation appends a line.
+        FileManager.default.createFile(atPath: dir + "/kek.txt", contents: Data((kek + "\n").utf8), attributes: [.posixPermissions: 0o640])
+        let fileEnv = ["COFRE_ENV": "production", "COFRE_KEK_FILE": dir + "/kek.txt"]
+        let open = try runCofre(["keys", "status"], in: dir, env: fileEnv)
+        #expect(open.status != 0)
+        #expect(open.stderr.contains("chmod 600"))
+        chmod(dir + "/kek.txt", 0o600)
+        #expect(try runCofre(["keys", "rotate"], in: dir, env: fileEnv).status == 0)
+        #expect(try String(contentsOfFile: dir + "/kek.txt", encoding: .utf8).split(separator: "\n").count == 2)
+        let listed = try runCofre(["service", "list"], in: dir, env: fileEnv)
+        #expect(listed.status == 0, "the data written under the environment's v1 still opens: \(listed.stderr)")
+    }
+}

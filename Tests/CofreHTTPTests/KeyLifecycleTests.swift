@@ -1,0 +1,125 @@
+import CofreCore
+import CofreSQLite
+import CofreTestSupport
+import Foundation
+import HTTPTypes
+import Testing
+
+@Suite("Key lifecycle: rotate, rewrap, retire, key sources and usage limits")
+struct KeyLifecycleTests {
+    @Test("after rotate new subjects use the new KEK and old ones still read; after rewrap none is left on v1; then retire")
+    func rotateRewrapRetire() async throws {
+        let tv = try await TestVault.make()
+        let crm = try await tv.principal("crm").key
+        let first = try await withAPI(tv) { api in try await api.createSubject(key: crm, ref: "old", joao).tokens }
+        #expect(try await tv.vault.rotateKEK() == 2)
+        #expect(throws: KeyRingError.self) { try tv.vault.dataKeys.provider.retire(2) }
+        let second = try await withAPI(tv) { api in try await api.createSubject(key: crm, ref: "new", ["name": "Ana", "cpf": "529.982.247-25"]).tokens }
+        var counts = try await tv.vault.dataKeys.store.countByKEKVersion()
+        #expect(counts[2] == 2)
+        #expect(counts[1] == joao.count + 2)
+
+        await #expect(throws: KeyRingError.self) { try await tv.vault.retireKEK(1) }
+
+        let r = try await tv.vault.rewrapDataKeys(batchSize: 3, maxBatches: nil)
+        #expect(r.rewrapped == joao.count + 2)
+        #expect(r.remaining == 0)
+        counts = try await tv.vault.dataKeys.store.countByKEKVersion()
+        #expect(counts[1] == nil)
+        let status = try await tv.vault.keyStatus()
+        #expect(status.systemKeys == [Vault.indexKeyGroup: 2, Vault.auditKeyGroup: 2])
+
+        try await tv.vault.retireKEK(1)
+        #expect(tv.vault.dataKeys.ring.versions == [2])
+        #expect(!FileManager.default.fileExists(atPath: tv.keysPath + "/kek-v1.key"))
+        // Everything still reads, also after a restart with only v2 on disk.
+        let restarted = try await tv.reopen()
+        try await withAPI(restarted) { api in
+            let a = try await api.detokenize(key: crm, purpose: "legal-defense", [first["name"]!, first["cpf"]!, first["address"]!])
+            #expect(a.results.map { $0["value"] as? String } == ["João da Silva", "12345678909", "Rua das Flores, 10, São Paulo"])
+            let b = try await api.detokenize(key: crm, purpose: "payment", [second["cpf"]!])
+            #expect(b.results[0]["value"] as? String == "52998224725")
+            // Lookups and the audit chain survived: their keys were re-wrapped, not replaced.
+            let l = try await api.post("/v1/lookup", key: crm, ["purpose": "payment", "field": "cpf", "value": "123.456.789-09"])
+            #expect(l.status == .ok)
+        }
+        #expect(try await restarted.vault.verifyAudit().ok)
+        let actions = try await restarted.vault.store.auditEvents(AuditQuery(service: "operator", limit: 100)).map(\.draft.action)
+        #expect(actions.contains("keys.rotate") && actions.contains("keys.rewrap") && actions.contains("keys.retire"))
+    }
+
+    @Test("a rewrap interrupted halfway resumes and finishes; reads work at every step")
+    func interruptedRewrap() async throws {
+        let tv = try await TestVault.make()
+        let crm = try await tv.principal("crm").key
+        let tokens = try await withAPI(tv) { api in try await api.createSubject(key: crm, ref: "old", joao).tokens }
+        _ = try await tv.vault.rotateKEK()
+        let partial = try await tv.vault.rewrapDataKeys(batchSize: 2, maxBatches: 2)
+        #expect(partial.rewrapped == 4)
+        #expect(partial.remaining == joao.count + 2 - 4)
+        try await withAPI(tv) { api in
+            let r = try await api.detokenize(key: crm, purpose: "legal-defense", Array(tokens.values))
+            #expect(r.results.allSatisfy { $0["denied"] == nil || deniedCode($0) == "field_not_allowed" })
+        }
+        let rest = try await tv.vault.rewrapDataKeys(batchSize: 2, maxBatches: nil)
+        #expect(rest.rewrapped == joao.count + 2 - 4)
+        #expect(rest.remaining == 0)
+        #expect(try await tv.vault.rewrapDataKeys(batchSize: 2, maxBatches: nil).rewrapped == 0, "a finished rewrap has nothing to do")
+    }
+
+    @Test("another instance's rotation is picked up: on reload, and at once when it meets a key wrapped by the new version")
+    func rotationReachesOtherInstances() async throws {
+        let a = try await TestVault.make()
+        let b = try await a.reopen()
+        let crm = try await a.principal("crm").key
+        _ = try await a.vault.rotateKEK()
+        // B has not reloaded, but reads a key wrapped by v2: it reloads on the miss.
+        let tokens = try await withAPI(a) { api in try await api.createSubject(key: crm, ref: "x", ["name": "Ana"]).tokens }
+        #expect(b.vault.dataKeys.ring.primaryVersion == 1)
+        try await withAPI(b) { api in
+            let r = try await api.detokenize(key: crm, purpose: "payment", [tokens["name"]!])
+            #expect(r.results[0]["value"] as? String == "Ana")
+        }
+        #expect(b.vault.dataKeys.ring.primaryVersion == 2, "the miss made B reload, so its new wraps use v2")
+    }
+
+    @Test("keys from COFRE_KEK (environment) and a KEK file: loaded, mode-checked; rotation where the operator can do it")
+    func productionSources() throws {
+        let k1 = Data((0..<32).map { UInt8($0) }).base64EncodedString()
+        let k2 = Data((0..<32).map { UInt8(255 - $0) }).base64EncodedString()
+        let logger = LogCapture().logger
+        let env = try KeyRingProvider(source: .environment("v1:\(k1), v2:\(k2)"), allowCreate: false, logger: logger)
+        #expect(env.current.versions == [1, 2])
+        let refused = #expect(throws: KeyRingError.self) { _ = try env.rotate() }
+        #expect(refused?.description.contains("secret store") == true)
+        for bad in ["v1:short", "1:\(k1)", "v1:\(k1),v1:\(k2)", ""] {
+            #expect(throws: KeyRingError.self) { _ = try KeyRingProvider(source: .environment(bad), allowCreate: false, logger: logger) }
+        }
+        let noLeak = #expect(throws: KeyRingError.self) {
+            _ = try KeyRingProvider(source: .environment("v1:\(k1.dropLast(4))"), allowCreate: false, logger: logger)
+        }
+        #expect(noLeak?.description.contains(String(k1.prefix(10))) == false, "errors never quote key material")
+
+        let dir = try makeTempDirectory()
+        let file = dir + "/kek"
+        FileManager.default.createFile(atPath: file, contents: Data("v1:\(k1)\n".utf8), attributes: [.posixPermissions: 0o644])
+        let open = #expect(throws: KeyRingError.self) { _ = try KeyRingProvider(source: .file(file), allowCreate: false, logger: logger) }
+        #expect(open?.description.contains("chmod 600") == true)
+        chmod(file, 0o600)
+        let fromFile = try KeyRingProvider(source: .file(file), allowCreate: false, logger: logger)
+        #expect(try fromFile.rotate() == 2)
+        #expect(try String(contentsOfFile: file, encoding: .utf8).hasPrefix("v1:\(k1)\nv2:"))
+        try fromFile.retire(1)
+        #expect(fromFile.current.versions == [2])
+    }
+
+    @Test("a shared key's uses are counted and refused past the limit")
+    func usageCounter() async throws {
+        let tv = try await TestVault.make()
+        let id = DataKeyID(subject: "sub_x", group: "consent", generation: 1)
+        _ = try await tv.vault.dataKeys.getOrCreate(id, now: Date())
+        #expect(try await tv.vault.dataKeys.store.reserveUses(id, count: 2, limit: 3))
+        #expect(try await tv.vault.dataKeys.store.reserveUses(id, count: 1, limit: 3))
+        #expect(try await tv.vault.dataKeys.store.reserveUses(id, count: 1, limit: 3) == false)
+    }
+}
