@@ -24,6 +24,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
     ],
     targets: [
         // The only door to the system OpenSSL. Nothing but CofreCrypto imports it.
@@ -56,6 +58,16 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "CofrePostgres",
+            dependencies: [
+                "CofreCore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "CofreHTTP",
             dependencies: [
                 "CofreCore",
@@ -71,6 +83,7 @@ let package = Package(
                 "CofreCore",
                 "CofreCrypto",
                 "CofreSQLite",
+                "CofrePostgres",
                 "CofreHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -89,9 +102,10 @@ let package = Package(
         .target(
             name: "CofreTestSupport",
             dependencies: [
-                "CofreCore", "CofreCrypto", "CofreSQLite",
+                "CofreCore", "CofreCrypto", "CofreSQLite", "CofrePostgres",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             path: "Tests/CofreTestSupport",
             swiftSettings: swiftSettings

@@ -1,23 +1,44 @@
 import CofreCore
+import CofrePostgres
 import CofreSQLite
 import Foundation
 import Logging
+import PostgresNIO
 
-/// Opens the policy, key ring, key store and data store, in that order, and returns the vault.
+/// Opens the policy, key ring, key store and data store, in that order, and runs `body` with the
+/// vault. PostgreSQL clients run in a task group around `body` and stop when it returns.
 enum Bootstrap {
-    static func sqlitePath(_ url: String, option: String) throws -> String {
+    enum Store {
+        case sqlite(String)
+        case postgres(String)
+    }
+
+    static func store(_ url: String, option: String) throws -> Store {
         if url.hasPrefix("sqlite:") {
             let path = String(url.dropFirst("sqlite:".count))
             guard !path.isEmpty else { throw CLIError("\(option): 'sqlite:' needs a path, e.g. sqlite:./data/cofre.sqlite") }
-            return path
+            return .sqlite(path)
         }
-        if url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") {
-            throw CLIError("\(option): PostgreSQL is not supported by this version yet; use sqlite:PATH")
-        }
-        throw CLIError("\(option): expected sqlite:PATH")
+        if url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") { return .postgres(url) }
+        throw CLIError("\(option): expected sqlite:PATH or postgres://user:password@host:port/database")
     }
 
-    static func openVault(_ r: RuntimeOptions.Resolved, logger: Logger) async throws -> Vault {
+    /// The data store and the key store must be backed up apart: never the same file or database.
+    static func checkSeparate(_ data: Store, _ keys: Store) throws {
+        switch (data, keys) {
+        case (.sqlite(let a), .sqlite(let b)) where (a as NSString).standardizingPath == (b as NSString).standardizingPath:
+            throw CLIError("--key-store and --database must be different files: erasure relies on keys living apart from data")
+        case (.postgres(let a), .postgres(let b)):
+            let ca = URLComponents(string: a), cb = URLComponents(string: b)
+            if ca?.host == cb?.host, ca?.port == cb?.port, ca?.path == cb?.path {
+                throw CLIError("--key-store and --database must be different PostgreSQL databases (a schema inside the data database is not enough)")
+            }
+        default:
+            break
+        }
+    }
+
+    static func withVault<T: Sendable>(_ r: RuntimeOptions.Resolved, logger: Logger, _ body: @escaping @Sendable (Vault) async throws -> T) async throws -> T {
         let policy = try PolicyLoader.load(file: r.policy)
         let source: KeyRingSource
         if let value = r.kekEnvironment {
@@ -28,14 +49,43 @@ enum Bootstrap {
             source = .directory(r.keys)
         }
         let ring = try KeyRingProvider(source: source, allowCreate: !r.production, logger: logger)
-        let keyStorePath = try sqlitePath(r.keyStore, option: "--key-store")
-        let dataPath = try sqlitePath(r.database, option: "--database")
-        guard (keyStorePath as NSString).standardizingPath != (dataPath as NSString).standardizingPath else {
-            throw CLIError("--key-store and --database must be different files: erasure relies on keys living apart from data")
+        let dataStore = try store(r.database, option: "--database")
+        let keyStoreKind = try store(r.keyStore, option: "--key-store")
+        try checkSeparate(dataStore, keyStoreKind)
+
+        var clients: [PostgresClient] = []
+        func client(_ url: String) throws -> PostgresClient {
+            let c: PostgresClient
+            do {
+                c = PostgresClient(configuration: try PostgresDatabase.configuration(url), backgroundLogger: Logger(label: "cofre.postgres") { _ in SwiftLogNoOpLogHandler() })
+            } catch {
+                throw CLIError("PostgreSQL URL: \(error)")
+            }
+            clients.append(c)
+            return c
         }
-        let keyStore = try SQLiteKeyStore(path: keyStorePath)
-        return try await Vault.open(policy: policy, keyRing: ring, keyStore: keyStore, logger: logger) { chain in
-            try SQLiteVaultStore(path: dataPath, chain: chain)
+        let keyStore: any DataKeyStore = switch keyStoreKind {
+        case .sqlite(let path): try SQLiteKeyStore(path: path)
+        case .postgres(let url): PostgresKeyStore(client: try client(url))
+        }
+        let dataClient: PostgresClient? = if case .postgres(let url) = dataStore { try client(url) } else { nil }
+        let pools = clients
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            for c in pools { group.addTask { await c.run() } }
+            do {
+                let vault = try await Vault.open(policy: policy, keyRing: ring, keyStore: keyStore, logger: logger) { chain in
+                    switch dataStore {
+                    case .sqlite(let path): try SQLiteVaultStore(path: path, chain: chain)
+                    case .postgres: PostgresVaultStore(client: dataClient!, chain: chain)
+                    }
+                }
+                let result = try await body(vault)
+                group.cancelAll()
+                return result
+            } catch {
+                group.cancelAll()
+                throw error
+            }
         }
     }
 }

@@ -9,8 +9,8 @@ struct KeysCommand: AsyncParsableCommand {
         commandName: "keys", abstract: "Manage the key ring (operator, on the vault's host).",
         subcommands: [Status.self, Rotate.self, Rewrap.self, Retire.self])
 
-    static func open(_ options: RuntimeOptions) async throws -> Vault {
-        try await Bootstrap.openVault(options.resolve(), logger: Logging.make("cofre", level: "warning"))
+    static func with<T: Sendable>(_ options: RuntimeOptions, _ body: @escaping @Sendable (Vault) async throws -> T) async throws -> T {
+        try await Bootstrap.withVault(options.resolve(), logger: Logging.make("cofre", level: "warning"), body)
     }
 
     struct Status: AsyncParsableCommand {
@@ -19,7 +19,7 @@ struct KeysCommand: AsyncParsableCommand {
         @Flag var json = false
 
         func run() async throws {
-            let s = try await KeysCommand.open(options).keyStatus()
+            let s = try await KeysCommand.with(options) { try await $0.keyStatus() }
             let fmt = ISO8601DateFormatter()
             if json {
                 let versions: [[String: any Sendable]] = s.versions.map {
@@ -46,7 +46,7 @@ struct KeysCommand: AsyncParsableCommand {
         @OptionGroup var options: RuntimeOptions
 
         func run() async throws {
-            let v = try await KeysCommand.open(options).rotateKEK()
+            let v = try await KeysCommand.with(options) { try await $0.rotateKEK() }
             print("Added key-encryption key v\(v); it is now primary. Running servers use it after their next key-ring reload (COFRE_KEY_RELOAD_SECONDS, default 5).")
             print("Next: `cofre keys rewrap`, then `cofre keys retire` the old version once status shows 0 data keys on it.")
         }
@@ -61,7 +61,8 @@ struct KeysCommand: AsyncParsableCommand {
 
         func run() async throws {
             guard batchSize > 0, (maxBatches ?? 1) > 0 else { throw CLIError("--batch-size and --max-batches must be positive") }
-            let r = try await KeysCommand.open(options).rewrapDataKeys(batchSize: batchSize, maxBatches: maxBatches)
+            let (batchSize, maxBatches) = (self.batchSize, self.maxBatches)
+            let r = try await KeysCommand.with(options) { try await $0.rewrapDataKeys(batchSize: batchSize, maxBatches: maxBatches) }
             print("Re-wrapped \(r.rewrapped) data key(s); \(r.remaining) remain on older versions.")
         }
     }
@@ -74,7 +75,7 @@ struct KeysCommand: AsyncParsableCommand {
         func run() async throws {
             let digits = version.hasPrefix("v") ? String(version.dropFirst()) : version
             guard let v = UInt32(digits), v > 0 else { throw CLIError("VERSION must be a number such as 1 or v1") }
-            try await KeysCommand.open(options).retireKEK(v)
+            try await KeysCommand.with(options) { try await $0.retireKEK(v) }
             print("Retired key-encryption key v\(v).")
         }
     }

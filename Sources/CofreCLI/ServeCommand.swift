@@ -19,20 +19,22 @@ struct ServeCommand: AsyncParsableCommand {
         let host = self.host ?? options.env("COFRE_HOST") ?? resolved.file["host"] ?? "127.0.0.1"
         let portText = port.map(String.init) ?? options.env("COFRE_PORT") ?? resolved.file["port"] ?? "8200"
         guard let port = Int(portText), (0...65535).contains(port) else { throw CLIError("port must be 0 to 65535") }
-        let vault = try await Bootstrap.openVault(resolved, logger: logger)
-        await vault.checkAuditChainOnStart()
-        logger.info("cofre starting", metadata: [
-            "host": "\(host)", "port": "\(port)", "policy": "\(resolved.policy)",
-            "services": "\(vault.policy.services.count)", "purposes": "\(vault.policy.purposes.count)",
-        ])
         let sweepText = options.env("COFRE_RETENTION_SWEEP_SECONDS") ?? resolved.file["retention_sweep_seconds"] ?? "3600"
         guard let sweep = Int(sweepText), sweep > 0 else { throw CLIError("COFRE_RETENTION_SWEEP_SECONDS must be a positive number of seconds") }
-        let sweeper = RetentionSweeper(vault: vault, interval: .seconds(sweep), logger: logger)
         let reloadText = options.env("COFRE_KEY_RELOAD_SECONDS") ?? resolved.file["key_reload_seconds"] ?? "5"
         guard let reload = Int(reloadText), reload > 0 else { throw CLIError("COFRE_KEY_RELOAD_SECONDS must be a positive number of seconds") }
-        let app = buildApplication(vault: vault, settings: HTTPSettings(host: host, port: port), logger: logger,
-                                   services: [sweeper, KeyRingWatcher(provider: vault.dataKeys.provider, interval: .seconds(reload), logger: logger)])
-        try await app.runService()
+        try await Bootstrap.withVault(resolved, logger: logger) { vault in
+            await vault.checkAuditChainOnStart()
+            logger.info("cofre starting", metadata: [
+                "host": "\(host)", "port": "\(port)", "policy": "\(resolved.policy)",
+                "services": "\(vault.policy.services.count)", "purposes": "\(vault.policy.purposes.count)",
+            ])
+            let sweeper = RetentionSweeper(vault: vault, interval: .seconds(sweep), logger: logger)
+            let watcher = KeyRingWatcher(provider: vault.dataKeys.provider, interval: .seconds(reload), logger: logger)
+            let app = buildApplication(vault: vault, settings: HTTPSettings(host: host, port: port), logger: logger,
+                                       services: [sweeper, watcher])
+            try await app.runService()
+        }
         logger.info("cofre stopped")
     }
 }

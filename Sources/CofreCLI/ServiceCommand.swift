@@ -16,8 +16,10 @@ struct ServiceCommand: AsyncParsableCommand {
         @Flag(help: "Print {\"service\":…,\"key\":…}.") var json = false
 
         func run() async throws {
-            let vault = try await Bootstrap.openVault(options.resolve(), logger: Logging.make("cofre", level: "warning"))
-            let key = try await vault.issueServiceKey(service: name)
+            let name = self.name
+            let key = try await Bootstrap.withVault(options.resolve(), logger: Logging.make("cofre", level: "warning")) { vault in
+                try await vault.issueServiceKey(service: name)
+            }
             if json {
                 print(try jsonLine(["service": name, "key": key]))
             } else {
@@ -34,9 +36,11 @@ struct ServiceCommand: AsyncParsableCommand {
         @Flag var json = false
 
         func run() async throws {
-            let vault = try await Bootstrap.openVault(options.resolve(), logger: Logging.make("cofre", level: "warning"))
-            guard vault.policy.services[name] != nil else { throw CLIError("'\(name)' is not a service in the policy") }
-            let n = try await vault.revokeServiceKeys(service: name)
+            let name = self.name
+            let n = try await Bootstrap.withVault(options.resolve(), logger: Logging.make("cofre", level: "warning")) { vault in
+                guard vault.policy.services[name] != nil else { throw CLIError("'\(name)' is not a service in the policy") }
+                return try await vault.revokeServiceKeys(service: name)
+            }
             if json {
                 print(try jsonLine(["service": name, "revoked": n]))
             } else {
@@ -51,8 +55,9 @@ struct ServiceCommand: AsyncParsableCommand {
         @Flag var json = false
 
         func run() async throws {
-            let vault = try await Bootstrap.openVault(options.resolve(), logger: Logging.make("cofre", level: "warning"))
-            let rows = try await vault.serviceStatuses()
+            let rows = try await Bootstrap.withVault(options.resolve(), logger: Logging.make("cofre", level: "warning")) { vault in
+                try await vault.serviceStatuses()
+            }
             if json {
                 let enc = JSONEncoder()
                 enc.outputFormatting = [.sortedKeys]

@@ -61,13 +61,13 @@ final class Server: @unchecked Sendable {
     let logPath: String
     let directory: String
 
-    init(directory: String, env: [String: String] = [:]) throws {
+    init(directory: String, env: [String: String] = [:], arguments: [String] = []) throws {
         self.directory = directory
         port = Int.random(in: 20000...40000)
         logPath = directory + "/serve-\(port).log"
         FileManager.default.createFile(atPath: logPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: cofreBinary)
-        process.arguments = ["serve", "--port", String(port)]
+        process.arguments = ["serve", "--port", String(port)] + arguments
         process.currentDirectoryURL = URL(fileURLWithPath: directory)
         var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("COFRE_") }
         environment.merge(env) { $1 }

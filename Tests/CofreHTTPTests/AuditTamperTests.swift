@@ -1,7 +1,6 @@
 import CofreCore
 import CofreTestSupport
 import Foundation
-import GRDB
 import HTTPTypes
 import Testing
 
@@ -36,8 +35,8 @@ struct AuditTamperTests {
     func editColumn(_ column: String) async throws {
         let tv = try await TestVault.make()
         let (auditor, _, _, _) = try await populated(tv)
-        let value: any DatabaseValueConvertible = column == "time" ? Int64(1) : "x"
-        try tamper(tv, "UPDATE audit_events SET \(column) = ? WHERE seq = 6", [value])
+        let value = column == "time" ? "1" : "'x'"
+        try await tv.tamper("UPDATE audit_events SET \(column) = \(value) WHERE seq = 6")
         let r = try await verify(tv, auditor)
         #expect(r.ok == false)
         #expect(r.firstBadSeq == 6, "\(r.raw)")
@@ -47,12 +46,12 @@ struct AuditTamperTests {
     func structural() async throws {
         let tv = try await TestVault.make()
         let (auditor, _, _, _) = try await populated(tv)
-        try tamper(tv, "DELETE FROM audit_events WHERE seq = 4")
+        try await tv.tamper("DELETE FROM audit_events WHERE seq = 4")
         #expect(try await verify(tv, auditor).firstBadSeq == 4)
 
         let tv2 = try await TestVault.make()
         let (auditor2, _, _, _) = try await populated(tv2)
-        try tamper(tv2, """
+        try await tv2.tamper("""
             UPDATE audit_events SET seq = CASE seq WHEN 5 THEN -6 WHEN 6 THEN -5 END WHERE seq IN (5, 6);
             UPDATE audit_events SET seq = -seq WHERE seq < 0;
             """)
@@ -60,7 +59,7 @@ struct AuditTamperTests {
 
         let tv3 = try await TestVault.make()
         let (auditor3, _, _, _) = try await populated(tv3)
-        try tamper(tv3, """
+        try await tv3.tamper("""
             INSERT INTO audit_events (seq, time, service, role, action, fields, decision, prev_hash, hash)
             SELECT seq + 1, time, 'crm', 'service', 'detokenize', 'cpf', 'allow', hash, 'forged' FROM audit_events ORDER BY seq DESC LIMIT 1
             """)
@@ -94,25 +93,18 @@ struct AuditTamperTests {
         // Someone holding the audit key rewrites event 3 and re-chains everything after it:
         // the chain verifies on its own, but not against the checkpoint.
         let chain = tv.vault.chain
-        let db = try DatabaseQueue(path: tv.dataPath)
-        try await db.write { db in
-            let rows = try Row.fetchAll(db, sql: "SELECT * FROM audit_events WHERE seq >= 3 ORDER BY seq")
-            var prev = try String.fetchOne(db, sql: "SELECT hash FROM audit_events WHERE seq = 2")!
-            for row in rows {
-                let seq: Int64 = row["seq"]
-                var draft = AuditDraft(time: Date(timeIntervalSince1970: Double(row["time"] as Int64) / 1000), service: row["service"],
-                                       role: row["role"], action: row["action"], subject: row["subject_id"],
-                                       fields: (row["fields"] as String).split(separator: ",").map(String.init), purpose: row["purpose"],
-                                       legalBasis: row["legal_basis"], decision: AuditDraft.Decision(rawValue: row["decision"])!,
-                                       code: row["code"], requestID: row["request_id"], ref: row["ref"], target: row["target"])
-                if seq == 3 { draft.target = "rewritten" }
-                let e = chain.seal(draft, seq: seq, prevHash: prev)
-                try db.execute(sql: "UPDATE audit_events SET target = ?, prev_hash = ?, hash = ? WHERE seq = ?",
-                               arguments: [draft.target, e.prevHash, e.hash, seq])
-                prev = e.hash
-            }
+        let rows = try await tv.vault.store.auditPage(after: 2, limit: 1000)
+        var prev = try #require(try await tv.vault.store.auditPage(after: 1, limit: 1).first).hash
+        var statements: [String] = []
+        for e in rows {
+            var draft = e.draft
+            if e.seq == 3 { draft.target = "rewritten" }
+            let sealed = chain.seal(draft, seq: e.seq, prevHash: prev)
+            let target = draft.target.map { "'\($0)'" } ?? "NULL"
+            statements.append("UPDATE audit_events SET target = \(target), prev_hash = '\(sealed.prevHash)', hash = '\(sealed.hash)' WHERE seq = \(e.seq)")
+            prev = sealed.hash
         }
-        try db.close()
+        try await tv.tamper(statements.joined(separator: ";\n"))
         r = try await verify(tv, auditor)
         #expect(r.ok == true, "re-chained with the key, the chain alone looks intact: \(r.raw)")
         r = try await verify(tv, auditor, checkpoint: checkpoint)
@@ -120,7 +112,7 @@ struct AuditTamperTests {
         #expect(r.firstBadSeq == 11, "\(r.raw)")
 
         // Cut back below the checkpoint.
-        try tamper(tv, "DELETE FROM audit_events WHERE seq >= 9")
+        try await tv.tamper("DELETE FROM audit_events WHERE seq >= 9")
         r = try await verify(tv, auditor, checkpoint: checkpoint)
         #expect(r.ok == false)
         #expect(r.firstBadSeq == 9, "\(r.raw)")
@@ -130,7 +122,7 @@ struct AuditTamperTests {
     func brokenChainKeepsServing() async throws {
         let tv = try await TestVault.make()
         let (auditor, crm, token, _) = try await populated(tv)
-        try tamper(tv, "UPDATE audit_events SET service = 'someone-else' WHERE seq = 5")
+        try await tv.tamper("UPDATE audit_events SET service = 'someone-else' WHERE seq = 5")
         let restarted = try await tv.reopen()
         await restarted.vault.checkAuditChainOnStart()
         #expect(restarted.logs.text.contains("AUDIT CHAIN BROKEN"))

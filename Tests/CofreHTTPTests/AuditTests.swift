@@ -1,16 +1,8 @@
 import CofreCore
 import CofreTestSupport
 import Foundation
-import GRDB
 import HTTPTypes
 import Testing
-
-/// Direct access to the data store's file, as an attacker with write access would have.
-func tamper(_ tv: TestVault, _ sql: String, _ arguments: StatementArguments = []) throws {
-    let db = try DatabaseQueue(path: tv.dataPath)
-    try db.write { try $0.execute(sql: sql, arguments: arguments) }
-    try db.close()
-}
 
 func events(_ api: API, _ auditor: String, _ query: String = "") async throws -> [[String: Any]] {
     let r = try await api.call(.get, "/v1/audit/events?limit=1000" + query, key: auditor)
@@ -67,8 +59,7 @@ struct AuditTests {
             #expect(after[0]["service"] as? String == "auditor")
         }
         // Nothing personal in the audit rows.
-        let db = try DatabaseQueue(path: tv.dataPath)
-        let rows = try await db.read { db in try Row.fetchAll(db, sql: "SELECT * FROM audit_events").map { $0.description }.joined(separator: "\n") }
+        let rows = try await tv.vault.store.auditPage(after: 0, limit: 1000).map { "\($0)" }.joined(separator: "\n")
         #expect(rows.contains(subject))
         for secret in joaoStored + joao.values { #expect(!rows.contains(secret)) }
     }

@@ -68,7 +68,7 @@ struct ConsentAndLookupTests {
             #expect((purposes["collection-call"] as? [String: Any])?["consent"] as? String == "none")
         }
         // Evidence is encrypted at rest.
-        #expect(!(try tv.storeBytes()).contains(bytes: Array("HBgLNTUxMTk4NzY1NDMyMRUCABIYFjNFQjA".utf8)))
+        #expect(!(try await tv.storeBytes()).contains(bytes: Array("HBgLNTUxMTk4NzY1NDMyMRUCABIYFjNFQjA".utf8)))
     }
 
     @Test("CRM: collection-call needs no consent until the subject objects; withdrawal restores it; legal-defense ignores objections")

@@ -189,7 +189,7 @@ struct SubjectRightsTests {
         }
     }
 
-    @Test("a data-store backup taken before an erasure cannot bring erased values back")
+    @Test("a data-store backup taken before an erasure cannot bring erased values back", .enabled(if: TestEngine.current.isSQLite))
     func backupCannotRevive() async throws {
         let tv = try await TestVault.make()
         let crm = try await tv.principal("crm").key

@@ -1,7 +1,10 @@
 public import CofreCore
+import CofrePostgres
 import CofreSQLite
 public import Foundation
+import GRDB
 public import Logging
+import PostgresNIO
 
 /// The repository root, found from this file's path, so tests read the real policy example.
 public let repositoryRoot: String = {
@@ -28,34 +31,113 @@ public final class TestClock: @unchecked Sendable {
     public func advance(days: Double) { lock.withLock { current += days * 86400 } }
 }
 
-/// A real vault over SQLite files in a temporary directory, with the example policy.
+/// Which storage engine the tests run on. `COFRE_TEST_POSTGRES_URL` (an admin connection to a
+/// throwaway cluster, as `.ci/run` starts) switches every storage and HTTP test to PostgreSQL.
+public enum TestEngine: Sendable, Equatable {
+    case sqlite
+    case postgres(admin: String)
+
+    public static let current: TestEngine = {
+        if let url = ProcessInfo.processInfo.environment["COFRE_TEST_POSTGRES_URL"], !url.isEmpty { return .postgres(admin: url) }
+        return .sqlite
+    }()
+
+    public var isSQLite: Bool { self == .sqlite }
+}
+
+/// Keeps PostgreSQL clients running for as long as a test vault is alive.
+final class ClientRunner: @unchecked Sendable {
+    let clients: [PostgresClient]
+    private let task: Task<Void, Never>
+    init(_ clients: [PostgresClient]) {
+        self.clients = clients
+        task = Task {
+            await withDiscardingTaskGroup { group in
+                for c in clients { group.addTask { await c.run() } }
+            }
+        }
+    }
+    deinit { task.cancel() }
+}
+
+/// A real vault over fresh stores — SQLite files in a temporary directory, or two new PostgreSQL
+/// databases (data and keys) — with the example policy.
 public struct TestVault: Sendable {
     public let directory: String
     public let vault: Vault
     public let logs: LogCapture
     public let clock: TestClock
+    public let engine: TestEngine
+    /// For PostgreSQL: the data and key databases' URLs.
+    public let databases: (data: String, keys: String)?
+    let runner: ClientRunner?
 
     public var dataPath: String { directory + "/data/cofre.sqlite" }
     public var keysPath: String { directory + "/keys" }
     public var keyStorePath: String { keysPath + "/datakeys.sqlite" }
 
     public static func make(policy: Policy? = nil, directory: String? = nil, clock: TestClock = TestClock(),
+                            engine: TestEngine = .current, databases: (data: String, keys: String)? = nil,
                             wrapStore: @Sendable (any VaultStore) -> any VaultStore = { $0 }) async throws -> TestVault {
         let dir = try directory ?? makeTempDirectory()
         let logs = LogCapture()
         let logger = logs.logger
         let policy = try policy ?? PolicyLoader.load(file: examplePolicyPath)
         let ring = try KeyRingProvider(source: .directory(dir + "/keys"), allowCreate: true, logger: logger)
-        let keyStore = try SQLiteKeyStore(path: dir + "/keys/datakeys.sqlite")
-        let vault = try await Vault.open(policy: policy, keyRing: ring, keyStore: keyStore, logger: logger, clock: { clock.now }) { chain in
-            wrapStore(try SQLiteVaultStore(path: dir + "/data/cofre.sqlite", chain: chain))
+        switch engine {
+        case .sqlite:
+            let keyStore = try SQLiteKeyStore(path: dir + "/keys/datakeys.sqlite")
+            let vault = try await Vault.open(policy: policy, keyRing: ring, keyStore: keyStore, logger: logger, clock: { clock.now }) { chain in
+                wrapStore(try SQLiteVaultStore(path: dir + "/data/cofre.sqlite", chain: chain))
+            }
+            return TestVault(directory: dir, vault: vault, logs: logs, clock: clock, engine: engine, databases: nil, runner: nil)
+        case .postgres(let admin):
+            let dbs: (data: String, keys: String)
+            if let databases { dbs = databases } else { dbs = try await createDatabases(admin: admin) }
+            let silent = Logger(label: "pg") { _ in SwiftLogNoOpLogHandler() }
+            var dataConfig = try PostgresDatabase.configuration(dbs.data)
+            dataConfig.options.maximumConnections = 4
+            var keyConfig = try PostgresDatabase.configuration(dbs.keys)
+            keyConfig.options.maximumConnections = 2
+            let dataClient = PostgresClient(configuration: dataConfig, backgroundLogger: silent)
+            let keyClient = PostgresClient(configuration: keyConfig, backgroundLogger: silent)
+            let runner = ClientRunner([dataClient, keyClient])
+            let vault = try await Vault.open(policy: policy, keyRing: ring, keyStore: PostgresKeyStore(client: keyClient), logger: logger,
+                                             clock: { clock.now }) { chain in
+                wrapStore(PostgresVaultStore(client: dataClient, chain: chain))
+            }
+            return TestVault(directory: dir, vault: vault, logs: logs, clock: clock, engine: engine, databases: dbs, runner: runner)
         }
-        return TestVault(directory: dir, vault: vault, logs: logs, clock: clock)
     }
 
-    /// Opens the same files again, as a restarted server would.
+    /// Two fresh databases on the admin's cluster, named for this test.
+    public static func createDatabases(admin: String) async throws -> (data: String, keys: String) {
+        let suffix = UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(16)
+        let names = ("cofre_data_\(suffix)", "cofre_keys_\(suffix)")
+        try await adminExecute(admin, ["CREATE DATABASE \(names.0)", "CREATE DATABASE \(names.1)"])
+        func url(_ db: String) -> String {
+            var c = URLComponents(string: admin)!
+            c.path = "/" + db
+            return c.string!
+        }
+        return (url(names.0), url(names.1))
+    }
+
+    static func adminExecute(_ url: String, _ statements: [String]) async throws {
+        let silent = Logger(label: "pg") { _ in SwiftLogNoOpLogHandler() }
+        var config = try PostgresDatabase.configuration(url)
+        config.options.maximumConnections = 1
+        let client = PostgresClient(configuration: config, backgroundLogger: silent)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await client.run() }
+            for sql in statements { try await client.query(PostgresQuery(unsafeSQL: sql), logger: silent) }
+            group.cancelAll()
+        }
+    }
+
+    /// Opens the same stores again, as a restarted (or second) server would.
     public func reopen() async throws -> TestVault {
-        try await Self.make(policy: vault.policy, directory: directory, clock: clock)
+        try await Self.make(policy: vault.policy, directory: directory, clock: clock, engine: engine, databases: databases)
     }
 
     /// Issues a key for `service` and resolves it, as a caller would.
@@ -64,15 +146,65 @@ public struct TestVault: Sendable {
         return (key, try await vault.authenticate(bearer: key))
     }
 
-    /// Every byte of the data and key stores (including WAL files), to search for leaked values.
-    public func storeBytes() throws -> [UInt8] {
-        var out: [UInt8] = []
-        for base in [dataPath, keyStorePath] {
-            for suffix in ["", "-wal", "-shm"] {
-                if let d = FileManager.default.contents(atPath: base + suffix) { out += d }
-            }
+    /// Runs SQL on the data store behind the vault's back, as an attacker with write access would.
+    public func tamper(_ sql: String) async throws {
+        switch engine {
+        case .sqlite:
+            let db = try DatabaseQueue(path: dataPath)
+            try await db.write { try $0.execute(sql: sql) }
+            try db.close()
+        case .postgres:
+            // One statement per query on PostgreSQL's extended protocol.
+            let statements = sql.components(separatedBy: ";\n").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+                .map { $0.hasSuffix(";") ? String($0.dropLast()) : $0 }.filter { !$0.isEmpty }
+            try await Self.adminExecute(databases!.data, statements)
         }
-        return out
+    }
+
+    /// Every byte the data and key stores hold (SQLite files with their WAL; PostgreSQL rows as text
+    /// and the raw bytes of their binary columns), to search for leaked values.
+    public func storeBytes() async throws -> [UInt8] {
+        switch engine {
+        case .sqlite:
+            var out: [UInt8] = []
+            for base in [dataPath, keyStorePath] {
+                for suffix in ["", "-wal", "-shm"] {
+                    if let d = FileManager.default.contents(atPath: base + suffix) { out += d }
+                }
+            }
+            return out
+        case .postgres:
+            let silent = Logger(label: "pg") { _ in SwiftLogNoOpLogHandler() }
+            var out: [UInt8] = []
+            for (url, tables, binary) in [
+                (databases!.data, ["subjects", "fields", "tokens", "blind_index", "credentials", "audit_events", "consent_events", "consent_state", "erasures"],
+                 ["fields.ciphertext", "consent_events.evidence"]),
+                (databases!.keys, ["data_keys"], ["data_keys.wrapped"]),
+            ] {
+                var config = try PostgresDatabase.configuration(url)
+                config.options.maximumConnections = 1
+                let client = PostgresClient(configuration: config, backgroundLogger: silent)
+                out += try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask { await client.run() }
+                    var bytes: [UInt8] = []
+                    for t in tables {
+                        for try await text in try await client.query(PostgresQuery(unsafeSQL: "SELECT t::text FROM \(t) t"), logger: silent).decode(String.self) {
+                            bytes += Array(text.utf8)
+                        }
+                    }
+                    for column in binary {
+                        let parts = column.split(separator: ".")
+                        for try await data in try await client.query(PostgresQuery(unsafeSQL: "SELECT \(parts[1]) FROM \(parts[0]) WHERE \(parts[1]) IS NOT NULL"),
+                                                                     logger: silent).decode(Data.self) {
+                            bytes += Array(data)
+                        }
+                    }
+                    group.cancelAll()
+                    return bytes
+                }
+            }
+            return out
+        }
     }
 }
 

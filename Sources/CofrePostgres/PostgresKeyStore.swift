@@ -1,0 +1,119 @@
+public import CofreCore
+import Foundation
+import Logging
+public import PostgresNIO
+
+/// The data-key store on PostgreSQL: a database of its own (`--key-store`), backed up apart from the data.
+public final class PostgresKeyStore: DataKeyStore {
+    let client: PostgresClient
+    let log = PostgresDatabase.silent
+
+    public init(client: PostgresClient) { self.client = client }
+
+    public func migrate() async throws {
+        try await PostgresDatabase.migrate(client, table: "cofre_keystore_migrations", [
+            ("v1-data-keys", [
+                """
+                CREATE TABLE data_keys (
+                    subject_id TEXT NOT NULL, key_group TEXT NOT NULL, generation INTEGER NOT NULL,
+                    kek_version BIGINT NOT NULL, wrapped BYTEA NOT NULL, created_at BIGINT NOT NULL,
+                    uses BIGINT NOT NULL DEFAULT 0,
+                    PRIMARY KEY (subject_id, key_group, generation))
+                """,
+                "CREATE INDEX data_keys_kek ON data_keys(kek_version)",
+            ]),
+        ])
+    }
+
+    public func insert(_ keys: [WrappedDataKey]) async throws {
+        guard !keys.isEmpty else { return }
+        try await client.withTransaction(logger: log) { conn in
+            for k in keys {
+                try await conn.query("""
+                    INSERT INTO data_keys (subject_id, key_group, generation, kek_version, wrapped, created_at)
+                    VALUES (\(k.id.subject), \(k.id.group), \(k.id.generation), \(Int64(k.kekVersion)), \(Data(k.wrapped)), \(PostgresDatabase.millis(k.createdAt)))
+                    """, logger: log)
+            }
+        }
+    }
+
+    func wrapped(_ id: DataKeyID, _ version: Int64, _ data: Data, _ created: Int64) -> WrappedDataKey {
+        WrappedDataKey(id: id, kekVersion: UInt32(version), wrapped: Array(data), createdAt: PostgresDatabase.date(created))
+    }
+
+    public func fetch(_ ids: [DataKeyID]) async throws -> [DataKeyID: WrappedDataKey] {
+        guard !ids.isEmpty else { return [:] }
+        var out: [DataKeyID: WrappedDataKey] = [:]
+        for id in ids {
+            let rows = try await client.query("""
+                SELECT kek_version, wrapped, created_at FROM data_keys
+                WHERE subject_id = \(id.subject) AND key_group = \(id.group) AND generation = \(id.generation)
+                """, logger: log)
+            for try await (v, w, c) in rows.decode((Int64, Data, Int64).self) { out[id] = wrapped(id, v, w, c) }
+        }
+        return out
+    }
+
+    public func destroy(_ ids: [DataKeyID]) async throws {
+        guard !ids.isEmpty else { return }
+        try await client.withTransaction(logger: log) { conn in
+            for id in ids {
+                try await conn.query("""
+                    DELETE FROM data_keys WHERE subject_id = \(id.subject) AND key_group = \(id.group) AND generation = \(id.generation)
+                    """, logger: log)
+            }
+        }
+    }
+
+    public func countByKEKVersion() async throws -> [UInt32: Int] {
+        var out: [UInt32: Int] = [:]
+        let rows = try await client.query("SELECT kek_version, COUNT(*) FROM data_keys GROUP BY kek_version", logger: log)
+        for try await (v, n) in rows.decode((Int64, Int64).self) { out[UInt32(v)] = Int(n) }
+        return out
+    }
+
+    public func checkHealth() async throws {
+        try await client.query("SELECT 1 FROM data_keys LIMIT 1", logger: log)
+    }
+
+    public func fetch(notWrappedBy version: UInt32, limit: Int) async throws -> [WrappedDataKey] {
+        var out: [WrappedDataKey] = []
+        let rows = try await client.query("""
+            SELECT subject_id, key_group, generation, kek_version, wrapped, created_at FROM data_keys
+            WHERE kek_version <> \(Int64(version)) ORDER BY subject_id, key_group, generation LIMIT \(limit)
+            """, logger: log)
+        for try await (s, g, n, v, w, c) in rows.decode((String, String, Int, Int64, Data, Int64).self) {
+            out.append(wrapped(DataKeyID(subject: s, group: g, generation: n), v, w, c))
+        }
+        return out
+    }
+
+    public func replace(_ updates: [(old: WrappedDataKey, new: WrappedDataKey)]) async throws -> Int {
+        guard !updates.isEmpty else { return 0 }
+        let rows = updates.map { ($0.old.id, Int64($0.old.kekVersion), Data($0.old.wrapped), Int64($0.new.kekVersion), Data($0.new.wrapped)) }
+        return try await client.withTransaction(logger: log) { conn in
+            var n = 0
+            for (id, oldVersion, oldWrapped, newVersion, newWrapped) in rows {
+                let result = try await conn.query("""
+                    UPDATE data_keys SET kek_version = \(newVersion), wrapped = \(newWrapped)
+                    WHERE subject_id = \(id.subject) AND key_group = \(id.group) AND generation = \(id.generation)
+                      AND kek_version = \(oldVersion) AND wrapped = \(oldWrapped)
+                    RETURNING 1
+                    """, logger: log)
+                for try await _ in result.decode(Int.self) { n += 1 }
+            }
+            return n
+        }
+    }
+
+    public func reserveUses(_ id: DataKeyID, count: Int64, limit: Int64) async throws -> Bool {
+        let rows = try await client.query("""
+            UPDATE data_keys SET uses = uses + \(count)
+            WHERE subject_id = \(id.subject) AND key_group = \(id.group) AND generation = \(id.generation) AND uses + \(count) <= \(limit)
+            RETURNING 1
+            """, logger: log)
+        var hit = false
+        for try await _ in rows.decode(Int.self) { hit = true }
+        return hit
+    }
+}
