@@ -143,6 +143,7 @@ extension Vault {
             var audit = draft(p, action: action, requestID: requestID, subject: subject, purpose: purpose, decision: .allow)
             audit.target = id
             record.seq = try await store.appendConsent(record, audit: audit)
+            VaultMetrics.consent(purpose: purpose.name, policy: policy, status: status)
             return ConsentView(seq: record.seq, subject: subject, purpose: purpose.name, kind: kind, status: status, channel: channel,
                                evidence: evidence, noticeVersion: notice, recordedBy: p.name, recordedRole: p.role.rawValue, recordedAt: at)
         } catch {

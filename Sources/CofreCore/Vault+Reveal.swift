@@ -21,6 +21,7 @@ extension Vault {
         }
         let purpose = policy.purposes[purposeName]
         guard p.role == .service, p.policy.purposes.contains(purposeName), let purpose else {
+            VaultMetrics.decision(purpose: purposeName, policy: policy, denied: .purposeNotAllowed)
             throw await refuse(
                 VaultError(.forbidden, .purposeNotAllowed, "this service does not hold that purpose"),
                 audit: draft(p, action: "detokenize", requestID: requestID, purpose: purpose, purposeName: purposeName,
@@ -103,6 +104,7 @@ extension Vault {
                 }
             }
             let code: String? = if case .deny(let c) = decision { c.rawValue } else { nil }
+            VaultMetrics.decision(purpose: purposeName, policy: policy, denied: code.flatMap(DenialCode.init(rawValue:)))
             audit.append(draft(p, action: "detokenize", requestID: requestID, subject: d.record?.subject,
                                fields: d.record.map { [$0.field] } ?? [], purpose: purpose,
                                decision: code == nil ? .allow : .deny, code: code, ref: chain.ref("token", d.token)))

@@ -17,9 +17,12 @@ public struct HTTPSettings: Sendable {
 
 /// Builds the router over a vault: every route of CONTRACT §4 that this version serves.
 public func buildRouter(vault: Vault) -> Router<CofreRequestContext> {
+    _ = MetricsExport.bootstrap
     let router = Router(context: CofreRequestContext.self)
     // Middlewares first: they wrap every route added after them, and the not-found answer.
     router.add(middleware: RequestLogMiddleware())
+    // Counts and times requests by route pattern (never the concrete path) and final status.
+    router.add(middleware: MetricsMiddleware())
     router.add(middleware: ErrorMiddleware())
     let api = VaultAPI(vault: vault)
     api.register(on: router)

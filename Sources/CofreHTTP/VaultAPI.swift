@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import Prometheus
 
 /// The HTTP handlers: parse, authenticate, call the vault, encode. No rule lives here.
 struct VaultAPI: Sendable {
@@ -11,6 +12,10 @@ struct VaultAPI: Sendable {
 
     func register(on router: Router<CofreRequestContext>) {
         router.get("/healthz") { _, _ in try Self.json(StatusAnswer(status: "ok")) }
+        router.get("/metrics") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                     body: .init(byteBuffer: ByteBuffer(bytes: MetricsExport.registry.emitToBuffer())))
+        }
         router.get("/readyz") { _, context in
             guard await vault.isReady() else {
                 throw VaultError(.unavailable, .init("not_ready"), "the database, key ring or audit log is not usable")

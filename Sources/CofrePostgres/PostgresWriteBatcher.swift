@@ -1,3 +1,4 @@
+import CofreCore
 import Logging
 import PostgresNIO
 
@@ -22,6 +23,7 @@ actor PostgresWriteBatcher {
 
     func write<T: Sendable>(_ work: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         let result = try await withCheckedThrowingContinuation { (c: CheckedContinuation<any Sendable, any Error>) in
+            VaultMetrics.pendingWrites(engine: "postgres", pending.count + 1)
             pending.append(Job(work: { conn in try await work(conn) }, continuation: c))
             if !draining {
                 draining = true
@@ -38,6 +40,12 @@ actor PostgresWriteBatcher {
             pending.removeFirst(batch.count)
             let works = batch.map(\.work)
             let outcomes: [Result<any Sendable, any Error>]
+            let started = ContinuousClock.now
+            defer {
+                let d = ContinuousClock.now - started
+                VaultMetrics.commit(engine: "postgres", seconds: Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18, batch: batch.count)
+                VaultMetrics.pendingWrites(engine: "postgres", pending.count)
+            }
             do {
                 outcomes = try await client.withTransaction(logger: log) { conn in
                     try await conn.query("SELECT pg_advisory_xact_lock(\(Self.chainLock))", logger: log)

@@ -1,3 +1,4 @@
+import CofreCore
 import GRDB
 
 /// Group commit: write requests that arrive while a commit is in flight wait, then share the next
@@ -21,6 +22,7 @@ actor WriteBatcher {
 
     func write<T: Sendable>(_ work: @escaping @Sendable (Database) throws -> T) async throws -> T {
         let result = try await withCheckedThrowingContinuation { (c: CheckedContinuation<any Sendable, any Error>) in
+            VaultMetrics.pendingWrites(engine: "sqlite", pending.count + 1)
             pending.append(Job(work: { db in try work(db) }, continuation: c))
             if !draining {
                 draining = true
@@ -36,6 +38,12 @@ actor WriteBatcher {
             pending.removeFirst(batch.count)
             let works = batch.map(\.work)
             let outcomes: [Result<any Sendable, any Error>]
+            let started = ContinuousClock.now
+            defer {
+                let d = ContinuousClock.now - started
+                VaultMetrics.commit(engine: "sqlite", seconds: Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18, batch: batch.count)
+                VaultMetrics.pendingWrites(engine: "sqlite", pending.count)
+            }
             do {
                 outcomes = try await pool.write { db in
                     var out: [Result<any Sendable, any Error>] = []

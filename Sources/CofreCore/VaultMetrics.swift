@@ -1,0 +1,32 @@
+import Metrics
+
+/// The vault's own metrics (swift-metrics; exported as Prometheus text at `/metrics`).
+/// Label values are only names from the policy or fixed codes: never a subject id, token or value,
+/// and a purpose that the policy does not know is counted as `unknown`, so callers cannot grow the label set.
+public enum VaultMetrics {
+    static func purposeLabel(_ name: String?, _ policy: Policy) -> String {
+        guard let name, policy.purposes[name] != nil else { return "unknown" }
+        return name
+    }
+
+    static func decision(purpose: String?, policy: Policy, denied: DenialCode?) {
+        Counter(label: "cofre_reveal_decisions_total", dimensions: [
+            ("purpose", purposeLabel(purpose, policy)), ("decision", denied == nil ? "allow" : "deny"), ("code", denied?.rawValue ?? "none"),
+        ]).increment()
+    }
+
+    static func consent(purpose: String, policy: Policy, status: ConsentRecord.Status) {
+        Counter(label: "cofre_consent_events_total", dimensions: [("purpose", purposeLabel(purpose, policy)), ("status", status.rawValue)]).increment()
+    }
+
+    /// One commit of the store's writer: how long it took and how many requests shared it.
+    public static func commit(engine: String, seconds: Double, batch: Int) {
+        Timer(label: "cofre_store_commit_seconds", dimensions: [("engine", engine)]).recordSeconds(seconds)
+        Recorder(label: "cofre_store_commit_batch_size", dimensions: [("engine", engine)]).record(batch)
+    }
+
+    /// Write requests waiting for the store's writer (back-pressure on the database).
+    public static func pendingWrites(engine: String, _ n: Int) {
+        Gauge(label: "cofre_store_pending_writes", dimensions: [("engine", engine)]).record(n)
+    }
+}
