@@ -125,7 +125,7 @@ let package = Package(
         .testTarget(
             name: "CofreCoreTests",
             dependencies: ["CofreCore", "CofreCrypto", "CofreSQLite", "CofreTestSupport",
-                           .product(name: "Logging", package: "swift-log")],
+                           .product(name: "Logging", package: "swift-log"), .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
