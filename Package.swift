@@ -15,6 +15,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "cofre", targets: ["cofre"]),
+        .executable(name: "cofre-bench", targets: ["cofre-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -103,6 +104,16 @@ let package = Package(
         .executableTarget(
             name: "cofre",
             dependencies: ["CofreCLI"],
+            swiftSettings: swiftSettings
+        ),
+        // Performance figures people can compare: `swift run -c release cofre-bench`.
+        .executableTarget(
+            name: "cofre-bench",
+            dependencies: [
+                "CofreCore", "CofreCrypto", "CofreSQLite", "CofrePostgres",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         // Shared fixtures for the test targets: a vault on temporary files, log capture.

@@ -43,13 +43,18 @@ public final class PostgresKeyStore: DataKeyStore {
 
     public func fetch(_ ids: [DataKeyID]) async throws -> [DataKeyID: WrappedDataKey] {
         guard !ids.isEmpty else { return [:] }
+        // One round trip for the whole set: the ids travel as three parallel arrays.
+        let subjects = ids.map(\.subject), groups = ids.map(\.group), generations = ids.map { Int64($0.generation) }
         var out: [DataKeyID: WrappedDataKey] = [:]
-        for id in ids {
-            let rows = try await client.query("""
-                SELECT kek_version, wrapped, created_at FROM data_keys
-                WHERE subject_id = \(id.subject) AND key_group = \(id.group) AND generation = \(id.generation)
-                """, logger: log)
-            for try await (v, w, c) in rows.decode((Int64, Data, Int64).self) { out[id] = wrapped(id, v, w, c) }
+        let rows = try await client.query("""
+            SELECT d.subject_id, d.key_group, d.generation, d.kek_version, d.wrapped, d.created_at
+            FROM data_keys d
+            JOIN unnest(\(subjects)::text[], \(groups)::text[], \(generations)::bigint[]) AS k(s, g, n)
+              ON d.subject_id = k.s AND d.key_group = k.g AND d.generation = k.n
+            """, logger: log)
+        for try await (s, g, n, v, w, c) in rows.decode((String, String, Int, Int64, Data, Int64).self) {
+            let id = DataKeyID(subject: s, group: g, generation: n)
+            out[id] = wrapped(id, v, w, c)
         }
         return out
     }
