@@ -20,13 +20,13 @@ public enum VaultMetrics {
     }
 
     /// One commit of the store's writer: how long it took and how many requests shared it.
-    public static func commit(engine: String, seconds: Double, batch: Int) {
+    static func commit(engine: String, seconds: Double, batch: Int) {
         Timer(label: "cofre_store_commit_seconds", dimensions: [("engine", engine)]).recordSeconds(seconds)
         Recorder(label: "cofre_store_commit_batch_size", dimensions: [("engine", engine)]).record(batch)
     }
 
     /// Write requests waiting for the store's writer (back-pressure on the database).
-    public static func pendingWrites(engine: String, _ n: Int) {
+    static func pendingWrites(engine: String, _ n: Int) {
         Gauge(label: "cofre_store_pending_writes", dimensions: [("engine", engine)]).record(n)
     }
 }
