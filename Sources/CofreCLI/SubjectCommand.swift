@@ -106,6 +106,16 @@ struct ConsentCommand: AsyncParsableCommand {
         let notice_version: String?
     }
 
+    /// Records one ledger event and reports it.
+    static func record(_ client: ClientOptions, subject: String, purpose: String, _ body: Body, done: String) async throws {
+        try checkSubject(subject)
+        try checkPurpose(purpose)
+        let data = try await VaultClient(client).send(.put, "/v1/subjects/\(subject)/consents/\(purpose)", body: body)
+        if client.json { print(String(decoding: data, as: UTF8.self)); return }
+        let seq = (try? JSONSerialization.jsonObject(with: data) as? [String: Any])?["seq"] ?? "?"
+        print("Consent \(done) for \(purpose) (event #\(seq)).")
+    }
+
     struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Current state and full history per purpose.")
         @OptionGroup var client: ClientOptions
@@ -140,13 +150,9 @@ struct ConsentCommand: AsyncParsableCommand {
         @Option var channel: String?
 
         func run() async throws {
-            try checkSubject(subject)
-            try checkPurpose(purpose)
-            let data = try await VaultClient(client).send(
-                .put, "/v1/subjects/\(subject)/consents/\(purpose)",
-                body: Body(status: "granted", channel: channel, evidence: evidence, notice_version: noticeVersion))
-            if client.json { print(String(decoding: data, as: UTF8.self)); return }
-            print("Consent granted for \(purpose) (event #\((try? JSONSerialization.jsonObject(with: data) as? [String: Any])?["seq"] ?? "?")).")
+            try await ConsentCommand.record(client, subject: subject, purpose: purpose,
+                                            Body(status: "granted", channel: channel, evidence: evidence, notice_version: noticeVersion),
+                                            done: "granted")
         }
     }
 
@@ -159,13 +165,8 @@ struct ConsentCommand: AsyncParsableCommand {
         @Option var channel: String?
 
         func run() async throws {
-            try checkSubject(subject)
-            try checkPurpose(purpose)
-            let data = try await VaultClient(client).send(
-                .put, "/v1/subjects/\(subject)/consents/\(purpose)",
-                body: Body(status: "revoked", channel: channel, evidence: evidence, notice_version: nil))
-            if client.json { print(String(decoding: data, as: UTF8.self)); return }
-            print("Consent revoked for \(purpose) (event #\((try? JSONSerialization.jsonObject(with: data) as? [String: Any])?["seq"] ?? "?")).")
+            try await ConsentCommand.record(client, subject: subject, purpose: purpose,
+                                            Body(status: "revoked", channel: channel, evidence: evidence, notice_version: nil), done: "revoked")
         }
     }
 }
