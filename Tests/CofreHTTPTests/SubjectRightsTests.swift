@@ -189,40 +189,36 @@ struct SubjectRightsTests {
         }
     }
 
-    @Test("a data-store backup taken before an erasure cannot bring erased values back", .enabled(if: TestEngine.current.isSQLite))
+    @Test("a data-store backup taken before an erasure cannot bring erased values back")
     func backupCannotRevive() async throws {
         let tv = try await TestVault.make()
         let crm = try await tv.principal("crm").key
         let dpo = try await tv.principal("dpo").key
-        let backup = try makeTempDirectory() + "/cofre-backup.sqlite"
-        let tokens = try await withAPI(tv) { api in try await api.createSubject(key: crm, ref: "crm-1", joao).tokens }
-        try tv.backupDataStore(to: backup)
-        let erasedSubject = try await withAPI(tv) { api in
-            let d = try await api.detokenize(key: crm, purpose: "legal-defense", [tokens["name"]!])
-            #expect(d.results[0]["value"] as? String == "João da Silva")
-            let e = try await api.call(.get, "/v1/audit/events?action=subject.create", key: try await tv.principal("auditor").key)
-            let s = ((e.json["events"] as? [[String: Any]])?.first?["subject"] as? String)!
-            #expect(try await api.post("/v1/subjects/\(s)/erase", key: dpo, eraseBody).status == .ok)
-            return s
+        let created = try await withAPI(tv) { api in
+            let c = try await api.createSubject(key: crm, ref: "crm-1", joao)
+            return (c["subject"] as! String, c.tokens)
+        }
+        let (subject, tokens) = created
+        let backup = try await tv.backupDataStore()
+        try await withAPI(tv) { api in
+            let r = try await api.post("/v1/subjects/\(subject)/erase", key: dpo, eraseBody)
+            #expect(r.status == .ok)
         }
         // Restore the old data store beside the current key store, as an operator recovering from a disaster would.
-        let restoredDir = try makeTempDirectory()
-        try FileManager.default.createDirectory(atPath: restoredDir + "/data", withIntermediateDirectories: true)
-        try FileManager.default.copyItem(atPath: backup, toPath: restoredDir + "/data/cofre.sqlite")
-        try FileManager.default.copyItem(atPath: tv.keysPath, toPath: restoredDir + "/keys")
-        let restored = try await TestVault.make(directory: restoredDir)
+        let restored = try await tv.restored(from: backup)
         try await withAPI(restored) { api in
             // In the old copy the subject is active and its ciphertexts are there, but their keys are gone.
             let d = try await api.detokenize(key: crm, purpose: "collection-call", [tokens["phone"]!])
             #expect(deniedCode(d.results[0]) == "subject_erased")
-            let all = try await api.detokenize(key: crm, purpose: "legal-defense", [tokens["name"]!])
-            #expect(all.results[0]["value"] as? String == "João da Silva", "retained fields keep their keys")
-            let e = try await api.call(.get, "/v1/subjects/\(erasedSubject)/export", key: dpo).json
+            let kept = try await api.detokenize(key: crm, purpose: "legal-defense", [tokens["name"]!])
+            #expect(kept.results[0]["value"] as? String == "João da Silva", "retained fields keep their keys")
+            let e = try await api.call(.get, "/v1/subjects/\(subject)/export", key: dpo).json
             for f in ["phone", "email", "birth_date"] { #expect(field(e, f)?["value"] == nil, "\(f)") }
         }
         // And directly: the old ciphertext is in the backup, its key is not in the key store.
-        let old = try await restored.vault.store.fields(subject: erasedSubject).first { $0.field == "phone" }!
+        let old = try #require(try await restored.vault.store.fields(subject: subject).first { $0.field == "phone" })
         #expect(!old.ciphertext.isEmpty)
+        #expect(old.status == .active)
         #expect(try await restored.vault.dataKeys.store.fetch([old.keyID]).isEmpty)
     }
 
