@@ -51,12 +51,12 @@ struct AuditCommand: AsyncParsableCommand {
                 print(String(decoding: try JSONSerialization.data(withJSONObject: out, options: [.sortedKeys]), as: UTF8.self))
                 return
             }
-            print(pad("SEQ", 6) + pad("TIME", 25) + pad("SERVICE", 14) + pad("ACTION", 18) + pad("SUBJECT", 31) + pad("FIELDS", 14)
+            print(pad("SEQ", 6) + pad("TIME", 25) + pad("SERVICE", 14) + pad("ACTION", 20) + pad("SUBJECT", 31) + pad("FIELDS", 14)
                   + pad("PURPOSE", 21) + "DECISION")
             for e in events {
                 let decision = (e["decision"] as? String ?? "") + ((e["code"] as? String).map { " (\($0))" } ?? "")
                 print(pad("\(e["seq"] ?? "")", 6) + pad(e["time"] as? String ?? "", 25) + pad(e["service"] as? String ?? "", 14)
-                      + pad(e["action"] as? String ?? "", 18) + pad(e["subject"] as? String ?? "-", 31)
+                      + pad(e["action"] as? String ?? "", 20) + pad(e["subject"] as? String ?? "-", 31)
                       + pad((e["fields"] as? [String] ?? []).joined(separator: ","), 14) + pad(e["purpose"] as? String ?? "-", 21) + decision)
             }
             if let next { print("more: cofre audit events --after \(next)\(through.map { " --through \($0)" } ?? "") (or --all)") }
