@@ -88,7 +88,7 @@ extension Vault {
                                  erasure: receipt, historyThrough: head)
         } catch {
             if error is CryptoError {
-                logger.error("export: a stored value failed its integrity check", metadata: ["subject": "\(id)"])
+                logger.error("export refused: a ciphertext failed its integrity check", metadata: ["subject": "\(id)"])
                 throw VaultError(.unavailable, .init("integrity_failure"), "a stored value failed its integrity check; nothing was exported")
             }
             throw mapStore(error)
