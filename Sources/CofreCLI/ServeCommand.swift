@@ -29,8 +29,15 @@ struct ServeCommand: AsyncParsableCommand {
                 "host": "\(host)", "port": "\(port)", "policy": "\(resolved.policy)",
                 "services": "\(vault.policy.services.count)", "purposes": "\(vault.policy.purposes.count)",
             ])
-            let sweeper = RetentionSweeper(vault: vault, interval: .seconds(sweep), logger: logger)
-            let watcher = KeyRingWatcher(provider: vault.dataKeys.provider, interval: .seconds(reload), logger: logger)
+            // Shreds blocked fields whose retention has ended.
+            let sweeper = PeriodicTask(name: "retention sweep", interval: .seconds(sweep), runAtStart: true, logger: logger) {
+                try await vault.sweepRetention()
+            }
+            // Re-reads the key ring's source, so a `cofre keys rotate` reaches this running server;
+            // a ring that fails to load is refused and the loaded one kept.
+            let watcher = PeriodicTask(name: "key ring reload", interval: .seconds(reload), runAtStart: false, logger: logger) {
+                try vault.dataKeys.provider.reload()
+            }
             let app = buildApplication(vault: vault, settings: HTTPSettings(host: host, port: port), logger: logger,
                                        services: [sweeper, watcher])
             try await app.runService()
