@@ -28,6 +28,7 @@ struct KeysCommand: AsyncParsableCommand {
                 print(try jsonLine([
                     "source": s.source, "primary": Int(s.versions.first { $0.primary }!.version), "versions": versions,
                     "system_keys": s.systemKeys.mapValues { Int($0) }, "orphaned_data_keys": s.orphaned,
+                    "unneeded_data_keys": s.unneeded, "queued_for_shred": s.queuedForShred,
                 ]))
                 return
             }
@@ -37,6 +38,7 @@ struct KeysCommand: AsyncParsableCommand {
                 print(pad("v\(v.version)", 9) + pad(v.primary ? "yes" : "", 9) + pad("\(v.dataKeys)", 11) + (v.createdAt.map(fmt.string(from:)) ?? "-"))
             }
             print("system keys: " + s.systemKeys.keys.sorted().map { "\($0) under v\(s.systemKeys[$0]!)" }.joined(separator: ", "))
+            print("unneeded data keys: \(s.unneeded) (\(s.queuedForShred) queued for destruction; the key sweeper in `cofre serve` destroys them)")
             if s.orphaned > 0 { print("WARNING: \(s.orphaned) data key(s) are wrapped by a version that is not loaded") }
         }
     }

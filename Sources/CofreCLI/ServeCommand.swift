@@ -31,7 +31,12 @@ struct ServeCommand: AsyncParsableCommand {
             ])
             // Shreds blocked fields whose retention has ended.
             let sweeper = PeriodicTask(name: "retention sweep", interval: .seconds(sweep), runAtStart: true, logger: logger) {
-                try await vault.sweepRetention()
+                // The same round destroys keys nothing needs any more (superseded, erased, or orphaned),
+                // whether or not the retention part failed.
+                var failure: (any Error)?
+                do { try await vault.sweepRetention() } catch { failure = error }
+                try await vault.sweepKeys()
+                if let failure { throw failure }
             }
             // Re-reads the key ring's source, so a `cofre keys rotate` reaches this running server;
             // a ring that fails to load is refused and the loaded one kept.

@@ -16,6 +16,13 @@ public struct DataKeyID: Hashable, Sendable, CustomStringConvertible {
 
     /// The subject id under which the vault's own keys (blind index, audit chain) are kept.
     public static let systemSubject = "_system"
+
+    /// A field's key groups live under this prefix, so no policy name can collide with the vault's own
+    /// groups (`consent`, `blind-index`, `audit-chain`), and each write attempt gets a group of its own.
+    public static let fieldGroupPrefix = "field:"
+
+    /// A fresh key group for one attempt at writing `field`: `field:NAME:RANDOM`.
+    public static func attemptGroup(field: String, attempt: String) -> String { fieldGroupPrefix + field + ":" + attempt }
 }
 
 /// A data key as stored: only ever wrapped under a KEK version.
@@ -50,4 +57,26 @@ public protocol DataKeyStore: Sendable {
     func replace(_ updates: [(old: WrappedDataKey, new: WrappedDataKey)]) async throws -> Int
     /// Counts `count` more encryptions under a shared key; false (nothing counted) past `limit`.
     func reserveUses(_ id: DataKeyID, count: Int64, limit: Int64) async throws -> Bool
+    /// Every key id of one subject (to destroy all generations at erasure).
+    func ids(subject: String) async throws -> [DataKeyID]
+    /// Up to `limit` keys created at or before `through`, after `cursor`, in (created, id) order: the
+    /// orphan sweeper's scan.
+    func scan(after cursor: KeyScanCursor?, createdThrough: Date, limit: Int) async throws -> [(id: DataKeyID, createdAt: Date)]
+    /// The sweeper's persistent position in that scan, shared by every instance.
+    func sweepCursor() async throws -> KeyScanCursor?
+    func setSweepCursor(_ cursor: KeyScanCursor) async throws
+}
+
+/// A position in the key store's (created, subject, group, generation) order.
+public struct KeyScanCursor: Sendable, Equatable, Codable {
+    public let createdAtMillis: Int64
+    public let subject: String
+    public let group: String
+    public let generation: Int
+    public init(createdAtMillis: Int64, subject: String, group: String, generation: Int) {
+        self.createdAtMillis = createdAtMillis
+        self.subject = subject
+        self.group = group
+        self.generation = generation
+    }
 }

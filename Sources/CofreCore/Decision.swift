@@ -29,7 +29,7 @@ public enum DenialCode: String, Sendable, CaseIterable, Codable {
 }
 
 /// The subject's latest consent event for one purpose.
-public enum ConsentState: Sendable, Equatable, CaseIterable {
+public enum ConsentState: String, Sendable, Equatable, CaseIterable {
     case none, granted, revoked
 }
 

@@ -10,6 +10,10 @@ public struct Policy: Sendable {
         self.purposes = purposes
         self.services = services
     }
+
+    /// Names the vault keys internally (the consent-evidence key group, the system key groups): a field
+    /// may not be called like them (CONTRACT §2), on top of field keys living under their own prefix.
+    public static let reservedFieldNames: Set<String> = ["consent", "blind-index", "audit-chain"]
 }
 
 /// One personal-data attribute and how its values are validated and indexed.

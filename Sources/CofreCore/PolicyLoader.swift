@@ -94,6 +94,10 @@ public enum PolicyLoader {
             for (name, keyNode, value) in try mapping(fieldsNode, path: "fields") {
                 let path = join("fields", name)
                 try self.name(name, path: path, node: keyNode)
+                guard !Policy.reservedFieldNames.contains(name) else {
+                    throw fail(path: path, node: keyNode,
+                               "a field name other than the vault's own key names (\(Policy.reservedFieldNames.sorted().joined(separator: ", ")))")
+                }
                 fields[name] = try field(value, path: path)
             }
             guard !fields.isEmpty else { throw fail(path: "fields", node: fieldsNode, "at least one field") }

@@ -2,7 +2,8 @@ public import Foundation
 
 /// A data subject (the debtor). Holds no personal value: the external reference is kept only as a keyed hash.
 public struct SubjectRecord: Sendable, Equatable {
-    public enum Status: String, Sendable { case active, erased }
+    /// `erasing`: an erasure has begun; no write is accepted any more, reads still see the fields.
+    public enum Status: String, Sendable { case active, erasing, erased }
     public let id: String
     public let externalRefHash: String
     public let createdAt: Date
@@ -18,13 +19,17 @@ public struct SubjectRecord: Sendable, Equatable {
     }
 }
 
-/// One encrypted field of a subject. `generation` is the data key's version: a correction bumps it.
+/// One encrypted field of a subject. `generation` counts its versions: a correction bumps it.
+/// `keyGroup` names the data key's group in the key store: unique to the write attempt that stored
+/// this version (`field:NAME:ATTEMPT`), so racing writers never share a key; nil on fields stored
+/// before 0.7, whose key group is the field's name.
 public struct FieldRecord: Sendable, Equatable {
     public enum Status: String, Sendable { case active, blocked, erased }
     public let subject: String
     public let field: String
     public let type: FieldType
     public let generation: Int
+    public let keyGroup: String?
     public let ciphertext: [UInt8]
     public let storedAt: Date
     public let storedBy: String
@@ -32,12 +37,13 @@ public struct FieldRecord: Sendable, Equatable {
     public var retainedFor: String?
     public var retainedUntil: Date?
 
-    public init(subject: String, field: String, type: FieldType, generation: Int, ciphertext: [UInt8], storedAt: Date,
+    public init(subject: String, field: String, type: FieldType, generation: Int, keyGroup: String?, ciphertext: [UInt8], storedAt: Date,
                 storedBy: String, status: Status = .active, retainedFor: String? = nil, retainedUntil: Date? = nil) {
         self.subject = subject
         self.field = field
         self.type = type
         self.generation = generation
+        self.keyGroup = keyGroup
         self.ciphertext = ciphertext
         self.storedAt = storedAt
         self.storedBy = storedBy
@@ -46,7 +52,10 @@ public struct FieldRecord: Sendable, Equatable {
         self.retainedUntil = retainedUntil
     }
 
-    public var keyID: DataKeyID { DataKeyID(subject: subject, group: field, generation: generation) }
+    public var keyID: DataKeyID { DataKeyID(subject: subject, group: keyGroup ?? field, generation: generation) }
+
+    /// Whether this version still needs its data key (an erased field's key is to be destroyed).
+    public var needsKey: Bool { status != .erased }
 
     /// The state the reveal decision sees.
     public var state: FieldState {
@@ -103,16 +112,5 @@ public struct CredentialRecord: Sendable, Equatable {
         self.keyHash = keyHash
         self.createdAt = createdAt
         self.revokedAt = revokedAt
-    }
-}
-
-/// A field replaced by `putFields`, with the generation the caller read (compare-and-swap).
-public struct FieldWrite: Sendable {
-    public let record: FieldRecord
-    /// The generation the caller saw, or nil when the field did not exist.
-    public let replacing: Int?
-    public init(record: FieldRecord, replacing: Int?) {
-        self.record = record
-        self.replacing = replacing
     }
 }

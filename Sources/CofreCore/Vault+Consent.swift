@@ -137,14 +137,22 @@ extension Vault {
                 }
                 sealed = try Envelope.seal(Array(evidence.utf8), key: key, keyVersion: 1, context: evidenceContext(subject: subject, id: id))
             }
-            var record = ConsentRecord(id: id, subject: subject, purpose: purpose.name, kind: kind, status: status, channel: channel,
+            let record = ConsentRecord(id: id, subject: subject, purpose: purpose.name, kind: kind, status: status, channel: channel,
                                        evidence: sealed, noticeVersion: notice, recordedBy: p.name, recordedRole: p.role.rawValue,
                                        recordedAt: at)
             var audit = draft(p, action: action, requestID: requestID, subject: subject, purpose: purpose, decision: .allow)
             audit.target = id
-            record.seq = try await store.appendConsent(record, audit: audit)
+            let state: WriteOp = switch status {
+            case .granted: .setConsentState(subject: subject, purpose: purpose.name, .granted)
+            case .revoked: .setConsentState(subject: subject, purpose: purpose.name, .revoked)
+            case .objected: .setObjectionState(subject: subject, purpose: purpose.name, true)
+            case .withdrawn: .setObjectionState(subject: subject, purpose: purpose.name, false)
+            }
+            // The folded state is kept in the same transaction, so reads never replay the ledger.
+            let result = try await store.commit(WriteBatch([.expectSubject(subject, in: [.active]), .insertConsent(record), state], audit: [audit]))
+            let seq = result.consentSeqs.first ?? 0
             VaultMetrics.consent(purpose: purpose.name, policy: policy, status: status)
-            return ConsentView(seq: record.seq, subject: subject, purpose: purpose.name, kind: kind, status: status, channel: channel,
+            return ConsentView(seq: seq, subject: subject, purpose: purpose.name, kind: kind, status: status, channel: channel,
                                evidence: evidence, noticeVersion: notice, recordedBy: p.name, recordedRole: p.role.rawValue, recordedAt: at)
         } catch {
             throw mapStore(error)

@@ -35,7 +35,7 @@ extension Vault {
         var a = draft(nil, action: "service.issue", requestID: nil, decision: .allow, ref: record.id)
         a.target = service
         do {
-            try await store.insertCredential(record, audit: a)
+            _ = try await store.commit(WriteBatch([.insertCredential(record)], audit: [a]))
         } catch {
             throw mapStore(error)
         }
@@ -44,10 +44,12 @@ extension Vault {
 
     /// Revokes every live key of a service; returns how many were revoked.
     public func revokeServiceKeys(service: String) async throws -> Int {
-        var audit = draft(nil, action: "service.revoke", requestID: nil, decision: .allow)
-        audit.target = service
         do {
-            return try await store.revokeCredentials(service: service, at: now, audit: audit)
+            let live = try await store.credentials().filter { $0.service == service && $0.revokedAt == nil }.map(\.id)
+            var audit = draft(nil, action: "service.revoke", requestID: nil, decision: .allow, code: "revoked_\(live.count)")
+            audit.target = service
+            _ = try await store.commit(WriteBatch([.revokeCredentials(ids: live, at: now)], audit: [audit]))
+            return live.count
         } catch {
             throw mapStore(error)
         }

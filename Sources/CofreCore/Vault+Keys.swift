@@ -14,6 +14,11 @@ public struct KeyStatus: Sendable {
     public let systemKeys: [String: UInt32]
     /// Data keys wrapped by a version no longer in the ring (should be zero).
     public let orphaned: Int
+    /// Data keys no committed field or subject needs any more (superseded, erased, or left by a failed
+    /// write): the key sweeper destroys them (queued ones at once, the rest after `Vault.orphanGrace`).
+    public let unneeded: Int
+    /// Of those, keys a committed change queued for destruction.
+    public let queuedForShred: Int
 }
 
 extension Vault {
@@ -29,11 +34,13 @@ extension Vault {
         let system = try await dataKeys.store.fetch([Self.indexKeyGroup, Self.auditKeyGroup].map {
             DataKeyID(subject: DataKeyID.systemSubject, group: $0, generation: 1)
         })
+        let unneeded = try await unneededKeyCounts()
         return KeyStatus(
             source: dataKeys.provider.source.description,
             versions: ring.versions.map { .init(version: $0, primary: $0 == ring.primaryVersion, createdAt: ring.createdAt[$0], dataKeys: counts[$0] ?? 0) },
             systemKeys: Dictionary(uniqueKeysWithValues: system.map { ($0.key.group, $0.value.kekVersion) }),
-            orphaned: counts.filter { ring.key(version: $0.key) == nil }.values.reduce(0, +))
+            orphaned: counts.filter { ring.key(version: $0.key) == nil }.values.reduce(0, +),
+            unneeded: unneeded.unreferenced, queuedForShred: unneeded.queued)
     }
 
     /// `cofre keys rotate`: a new primary KEK version; running servers pick it up on their next reload.

@@ -44,11 +44,11 @@ extension Vault {
             let found = try await store.lookup(field: field, hash: indexHash(field: field, normalized: normalized))
             // The same reads on a miss as on a hit, against an id that cannot exist.
             let probe = found.isEmpty ? Set(["sub_" + Identifiers.base32(try Random.bytes(16))]) : Set(found)
-            let fields = try await store.fields(subjects: probe)
-            let states = try await store.consentStates(subjects: probe)
+            // One consistent read of the candidates' fields and consent state, taken after the request arrived.
+            let snap = try await store.snapshot(tokenHashes: [], subjects: probe)
             for subject in found.sorted() {
-                guard let record = fields.first(where: { $0.subject == subject && $0.field == field }) else { continue }
-                let consent = states[subject]?[purposeName] ?? PurposeState()
+                guard let record = snap.fields[subject]?[field] else { continue }
+                let consent = snap.states[subject]?[purposeName] ?? PurposeState()
                 let decision = RevealPolicy.decide(RevealRequest(
                     service: p.policy, purposeName: purposeName, purpose: purpose, field: field, fieldState: record.state,
                     consent: consent.consent, objection: consent.objection, now: at))
@@ -75,8 +75,17 @@ extension Vault {
         let record = TokenRecord(tokenHash: tokenHash(token), subject: match.subject, field: field, generation: match.generation,
                                  createdAt: at, createdBy: p.name)
         do {
-            try await store.insertTokens([record], audit: [draft(p, action: "lookup", requestID: requestID, subject: match.subject,
-                                                                  fields: [field], purpose: purpose, decision: .allow, ref: ref)])
+            // The token is minted only if the field is still the version the decision saw.
+            _ = try await store.commit(WriteBatch(
+                [.expectField(subject: match.subject, field: field, generation: match.generation, statuses: [.active, .blocked]),
+                 .insertTokens([record])],
+                audit: [draft(p, action: "lookup", requestID: requestID, subject: match.subject, fields: [field], purpose: purpose,
+                              decision: .allow, ref: ref)]))
+        } catch let error as StoreError where error.certainlyNotCommitted {
+            // The field was corrected or erased since it was read: the value may no longer match.
+            throw await refuse(VaultError(.notFound, .init("no_match"), "no subject matches"),
+                               audit: draft(p, action: "lookup", requestID: requestID, fields: [field], purpose: purpose,
+                                            decision: .deny, code: "concurrent_update", ref: ref))
         } catch {
             throw mapStore(error)
         }

@@ -30,36 +30,70 @@ extension Vault {
 
         // Resolve tokens to fields; malformed tokens never reach the store.
         let hashes = tokens.map { Identifiers.isToken($0) ? tokenHash($0) : nil }
-        let records: [String: TokenRecord]
-        let fields: [String: [String: FieldRecord]]
-        let states: [String: [String: PurposeState]]
+        var decided: [Decided]?
+        for attempt in 1...2 where decided == nil {
+            decided = try await decideAndOpen(p, purpose: purpose, tokens: tokens, hashes: hashes, finalAttempt: attempt == 2)
+        }
+        guard let decided else { throw VaultError.integrityFailure }
+
+        var results: [RevealResult] = []
+        var audit: [AuditDraft] = []
+        for d in decided {
+            let code: String? = if case .deny(let c) = d.decision { c.rawValue } else { nil }
+            VaultMetrics.decision(purpose: purposeName, policy: policy, denied: code.flatMap(DenialCode.init(rawValue:)))
+            audit.append(draft(p, action: "detokenize", requestID: requestID, subject: d.record?.subject,
+                               fields: d.record.map { [$0.field] } ?? [], purpose: purpose,
+                               decision: code == nil ? .allow : .deny, code: code, ref: chain.ref("token", d.token)))
+            switch d.decision {
+            case .allow(let level):
+                results.append(RevealResult(token: d.token, field: d.record?.field, value: d.value, reveal: level, denied: nil))
+            case .deny(let c):
+                results.append(RevealResult(token: d.token, field: nil, value: nil, reveal: nil, denied: c))
+            }
+        }
+        // Fail closed: no durable record, no value.
         do {
-            records = try await store.tokens(hashes: hashes.compactMap { $0 })
-            let subjects = Set(records.values.map(\.subject))
-            var bySubject: [String: [String: FieldRecord]] = [:]
-            for f in try await store.fields(subjects: subjects) { bySubject[f.subject, default: [:]][f.field] = f }
-            fields = bySubject
-            // Read fresh on every call: a revocation or objection takes effect on the very next request.
-            states = try await store.consentStates(subjects: subjects)
+            try await store.appendAudit(audit)
         } catch {
             throw mapStore(error)
         }
+        return results
+    }
 
-        // Decide each token.
+    /// One token's decision and, when allowed, its revealed form.
+    struct Decided {
+        let token: String
+        let record: TokenRecord?
+        let decision: RevealDecision
+        let value: String?
+    }
+
+    /// Reads everything the decisions need in one snapshot (taken after the request arrived), decides
+    /// each token and decrypts what is allowed. Returns nil when an allowed field's key is missing and
+    /// this is not the final attempt: a correction or erasure may have superseded the version read, so
+    /// the caller reads again. On the final attempt a missing key is an integrity failure (503).
+    func decideAndOpen(_ p: Principal, purpose: Purpose, tokens: [String], hashes: [String?], finalAttempt: Bool) async throws(VaultError) -> [Decided]? {
+        let snap: StoreSnapshot
+        do {
+            // Read fresh on every call: a revocation or objection takes effect on the very next request.
+            snap = try await store.snapshot(tokenHashes: hashes.compactMap { $0 }, subjects: [])
+        } catch {
+            throw mapStore(error)
+        }
         let at = now
         var decisions: [(token: String, record: TokenRecord?, field: FieldRecord?, decision: RevealDecision)] = []
         for (i, token) in tokens.enumerated() {
-            guard let hash = hashes[i], let record = records[hash] else {
+            guard let hash = hashes[i], let record = snap.tokens[hash] else {
                 decisions.append((token, nil, nil, .deny(.tokenUnknown)))
                 continue
             }
-            guard let field = fields[record.subject]?[record.field], field.generation == record.generation else {
+            guard let field = snap.fields[record.subject]?[record.field], field.generation == record.generation else {
                 decisions.append((token, record, nil, .deny(.tokenUnknown)))
                 continue
             }
-            let consent = states[record.subject]?[purposeName] ?? PurposeState()
+            let consent = snap.states[record.subject]?[purpose.name] ?? PurposeState()
             let decision = RevealPolicy.decide(RevealRequest(
-                service: p.policy, purposeName: purposeName, purpose: purpose, field: record.field, fieldState: field.state,
+                service: p.policy, purposeName: purpose.name, purpose: purpose, field: record.field, fieldState: field.state,
                 consent: consent.consent, objection: consent.objection, now: at))
             decisions.append((token, record, field, decision))
         }
@@ -76,51 +110,32 @@ extension Vault {
             logger.error("data keys could not be loaded", metadata: ["error.type": "\(type(of: error))"])
             throw VaultError(.unavailable, .unavailable, "the vault cannot decrypt right now")
         }
-        var results: [RevealResult] = []
-        var audit: [AuditDraft] = []
+        if needed.contains(where: { keys[$0] == nil }) {
+            guard finalAttempt else { return nil }
+            let field = decisions.first { d in d.field.map { keys[$0.keyID] == nil && needed.contains($0.keyID) } ?? false }?.field
+            throw integrityFailure(subject: field?.subject ?? "", "an active field's data key is missing")
+        }
+        var out: [Decided] = []
         for d in decisions {
             var decision = d.decision
             var value: String?
-            if case .allow(let level) = decision, let field = d.field, level != .redacted {
-                if let key = keys[field.keyID] {
-                    do {
-                        let plain = try Envelope.open(field.ciphertext, key: key, context: Self.valueContext(subject: field.subject, field: field.field))
-                        let text = String(decoding: plain, as: UTF8.self)
-                        if level == .plain {
-                            value = text
-                        } else if let masked = Masking.mask(text, type: field.type) {
-                            value = masked
-                        } else {
-                            decision = .allow(.redacted)
-                        }
-                    } catch {
-                        logger.error("stored value failed its integrity check",
-                                     metadata: ["subject": "\(field.subject)", "field": "\(field.field)"])
-                        throw VaultError(.unavailable, .init("integrity_failure"), "a stored value failed its integrity check; nothing was revealed")
+            if case .allow(let level) = decision, let field = d.field, level != .redacted, let key = keys[field.keyID] {
+                do {
+                    let plain = try Envelope.open(field.ciphertext, key: key, context: Self.valueContext(subject: field.subject, field: field.field))
+                    let text = String(decoding: plain, as: UTF8.self)
+                    if level == .plain {
+                        value = text
+                    } else if let masked = Masking.mask(text, type: field.type) {
+                        value = masked
+                    } else {
+                        decision = .allow(.redacted)
                     }
-                } else {
-                    // The key is gone: the value was shredded.
-                    decision = .deny(.subjectErased)
+                } catch {
+                    throw integrityFailure(subject: field.subject, "a stored value failed its integrity check")
                 }
             }
-            let code: String? = if case .deny(let c) = decision { c.rawValue } else { nil }
-            VaultMetrics.decision(purpose: purposeName, policy: policy, denied: code.flatMap(DenialCode.init(rawValue:)))
-            audit.append(draft(p, action: "detokenize", requestID: requestID, subject: d.record?.subject,
-                               fields: d.record.map { [$0.field] } ?? [], purpose: purpose,
-                               decision: code == nil ? .allow : .deny, code: code, ref: chain.ref("token", d.token)))
-            switch decision {
-            case .allow(let level):
-                results.append(RevealResult(token: d.token, field: d.record?.field, value: value, reveal: level, denied: nil))
-            case .deny(let c):
-                results.append(RevealResult(token: d.token, field: nil, value: nil, reveal: nil, denied: c))
-            }
+            out.append(Decided(token: d.token, record: d.record, decision: decision, value: value))
         }
-        // Fail closed: no durable record, no value.
-        do {
-            try await store.appendAudit(audit)
-        } catch {
-            throw mapStore(error)
-        }
-        return results
+        return out
     }
 }

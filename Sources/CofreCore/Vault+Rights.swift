@@ -52,24 +52,34 @@ extension Vault {
     }
 
     /// `GET /v1/subjects/{subject}/export`: decrypts every readable field. The export is audited
-    /// (durably) before anything is returned.
+    /// (durably) before anything is returned. A field the vault holds as active or blocked whose key is
+    /// missing (after a second, fresh read) is an integrity failure, never reported as erased.
     public func export(_ p: Principal, subject id: String, requestID: String?) async throws(VaultError) -> SubjectExport {
         try await requireDPO(p, action: "subject.export", subject: id, requestID: requestID)
         do {
-            let subject = try await existingSubject(id)
-            let records = try await store.fields(subject: id)
-            let keys = try await dataKeys.load(records.filter { $0.status != .erased }.map(\.keyID))
-            var fields: [SubjectExport.Field] = []
-            for r in records {
-                var value: String?
-                if r.status != .erased, let key = keys[r.keyID] {
-                    let plain = try Envelope.open(r.ciphertext, key: key, context: Self.valueContext(subject: id, field: r.field))
-                    value = String(decoding: plain, as: UTF8.self)
+            var fields: [SubjectExport.Field]?
+            var subject: SubjectRecord?
+            var records: [FieldRecord] = []
+            for attempt in 1...2 where fields == nil {
+                subject = try await existingSubject(id)
+                records = try await store.fields(subject: id)
+                let keys = try await dataKeys.load(records.filter(\.needsKey).map(\.keyID))
+                if records.contains(where: { $0.needsKey && keys[$0.keyID] == nil }) {
+                    // A correction or erasure may have superseded the version just read: read again once.
+                    if attempt == 1 { continue }
+                    throw integrityFailure(subject: id, "a field's data key is missing")
                 }
-                fields.append(.init(field: r.field, type: r.type, value: value, status: value == nil ? .erased : r.status,
-                                    version: r.generation, storedAt: r.storedAt, storedBy: r.storedBy, retainedFor: r.retainedFor,
-                                    retainedUntil: r.retainedUntil))
+                fields = try records.map { r in
+                    var value: String?
+                    if r.needsKey, let key = keys[r.keyID] {
+                        let plain = try Envelope.open(r.ciphertext, key: key, context: Self.valueContext(subject: id, field: r.field))
+                        value = String(decoding: plain, as: UTF8.self)
+                    }
+                    return .init(field: r.field, type: r.type, value: value, status: r.status, version: r.generation, storedAt: r.storedAt,
+                                 storedBy: r.storedBy, retainedFor: r.retainedFor, retainedUntil: r.retainedUntil)
+                }
             }
+            guard let fields, let subject else { throw integrityFailure(subject: id, "a field's data key is missing") }
             let history = try await store.consentHistory(subject: id)
             let states = PurposeState.fold(history)
             let consents = try await decryptLedger(history, subject: id)
@@ -88,11 +98,17 @@ extension Vault {
                                  erasure: receipt, historyThrough: head)
         } catch {
             if error is CryptoError {
-                logger.error("export refused: a ciphertext failed its integrity check", metadata: ["subject": "\(id)"])
-                throw VaultError(.unavailable, .init("integrity_failure"), "a stored value failed its integrity check; nothing was exported")
+                throw integrityFailure(subject: id, "a ciphertext failed its integrity check")
             }
             throw mapStore(error)
         }
+    }
+
+    /// Logs and counts a value the vault should be able to read but cannot; the caller answers 503.
+    func integrityFailure(subject: String, _ what: String) -> VaultError {
+        logger.error("integrity failure: \(what); nothing was revealed", metadata: ["subject": "\(subject)"])
+        VaultMetrics.integrityFailure(what.contains("key") ? "missing_key" : "bad_ciphertext")
+        return .integrityFailure
     }
 
     /// `?format=simple` (Art. 19 I): confirmation of processing and the field names, no values.
@@ -124,69 +140,127 @@ extension Vault {
 
     /// `POST /v1/subjects/{subject}/erase`: crypto-shreds every field no retention covers, blocks the
     /// rest for their retaining purpose until their date, and returns the receipt. Idempotent.
+    ///
+    /// First the subject is marked `erasing`, after which every write to it answers 409 `subject_erased`;
+    /// then the plan is computed from a fresh read and applied in one transaction that compares every
+    /// field's generation (and the set of fields) with what was read. The erased versions' keys are queued
+    /// in that transaction; after it, every key of the subject that no retained field needs (all
+    /// generations, and any a failed write left behind) is destroyed, and the sweeper retries what fails.
     public func erase(_ p: Principal, subject id: String, reason: String, ticket: String, requestID: String?) async throws(VaultError) -> ErasureReceipt {
         try await requireDPO(p, action: "subject.erase", subject: id, requestID: requestID)
         guard let reason = try Self.checkedText(reason, key: "reason", max: 1000) else { throw VaultError.badRequest("'reason' is required") }
         guard let ticket = try Self.checkedText(ticket, key: "ticket", max: 200) else { throw VaultError.badRequest("'ticket' is required") }
+        guard Identifiers.isSubject(id) else { throw VaultError.subjectNotFound }
         do {
-            _ = try await existingSubject(id)
-            if let earlier = try await store.erasureReceipt(subject: id) {
-                var a = draft(p, action: "subject.erase", requestID: requestID, subject: id, decision: .allow, code: "already_erased")
-                a.target = earlier.ticket == ticket ? nil : "ticket_differs"
-                try await store.appendAudit([a])
-                return earlier
-            }
-            let at = now
-            let records = try await store.fields(subject: id)
-            var outcomes: [ErasureReceipt.Outcome] = []
-            var erased: [FieldRecord] = []
-            var retained: [RetainedField] = []
-            for r in records {
-                // The longest retention among purposes that use this field keeps it.
-                let keeper = policy.purposes.values
-                    .filter { $0.retentionDays != nil && $0.fields[r.field] != nil }
-                    .max { ($0.retentionDays!, $1.name) < ($1.retentionDays!, $0.name) }
-                if let keeper, r.status != .erased {
-                    let until = at.addingTimeInterval(Double(keeper.retentionDays!) * 86400)
-                    retained.append(RetainedField(field: r.field, purpose: keeper.name, until: until))
-                    outcomes.append(.init(field: r.field, outcome: "retained", purpose: keeper.name,
-                                          legalBasis: keeper.legalBasis.rawValue, until: until))
-                } else {
-                    erased.append(r)
-                    outcomes.append(.init(field: r.field, outcome: "erased", purpose: nil, legalBasis: nil, until: nil))
+            for _ in 1...Self.maxWriteAttempts {
+                let status = try await store.snapshot(tokenHashes: [], subjects: [id]).subjects[id]
+                guard let status else { throw VaultError.subjectNotFound }
+                if status == .erased, let earlier = try await store.erasureReceipt(subject: id) {
+                    var a = draft(p, action: "subject.erase", requestID: requestID, subject: id, decision: .allow, code: "already_erased")
+                    a.target = earlier.ticket == ticket ? nil : "ticket_differs"
+                    try await store.appendAudit([a])
+                    await shredErased(subject: id)
+                    return earlier
                 }
+                if status == .active {
+                    do {
+                        _ = try await store.commit(WriteBatch([.expectSubject(id, in: [.active]), .setSubjectStatus(id, .erasing)]))
+                    } catch let e as StoreError where e.code == .subjectGone {
+                        continue
+                    }
+                }
+                let at = now
+                let records = try await store.fields(subject: id)
+                var outcomes: [ErasureReceipt.Outcome] = []
+                var ops: [WriteOp] = [
+                    .expectSubject(id, in: [.erasing]),
+                    .expectFieldSet(subject: id, Dictionary(uniqueKeysWithValues: records.map { ($0.field, $0.generation) })),
+                ]
+                var erased: [String] = [], shred: [DataKeyID] = [], retained = 0
+                for r in records {
+                    // The longest retention among purposes that use this field keeps it.
+                    let keeper = policy.purposes.values
+                        .filter { $0.retentionDays != nil && $0.fields[r.field] != nil }
+                        .max { ($0.retentionDays!, $1.name) < ($1.retentionDays!, $0.name) }
+                    if let keeper, r.needsKey {
+                        let until = at.addingTimeInterval(Double(keeper.retentionDays!) * 86400)
+                        ops.append(.setFieldState(subject: id, field: r.field, status: .blocked, retainedFor: keeper.name, retainedUntil: until))
+                        retained += 1
+                        outcomes.append(.init(field: r.field, outcome: "retained", purpose: keeper.name,
+                                              legalBasis: keeper.legalBasis.rawValue, until: until))
+                    } else {
+                        ops += [.setFieldState(subject: id, field: r.field, status: .erased, retainedFor: nil, retainedUntil: nil),
+                                .deleteIndex(subject: id, field: r.field)]
+                        if r.needsKey { shred.append(r.keyID) }
+                        erased.append(r.field)
+                        outcomes.append(.init(field: r.field, outcome: "erased", purpose: nil, legalBasis: nil, until: nil))
+                    }
+                }
+                shred.append(DataKeyID(subject: id, group: Self.consentKeyGroup, generation: 1))
+                let receipt = ErasureReceipt(subject: id, erasedAt: at, requestedBy: p.name, reason: reason, ticket: ticket, fields: outcomes)
+                ops += [.setSubjectStatus(id, .erased), .releaseExternalRef(id), .clearEvidence(subject: id),
+                        .insertErasureReceipt(subject: id, at: at, json: String(decoding: try ErasureReceipt.encoder.encode(receipt), as: UTF8.self)),
+                        .queueKeyShred(shred)]
+                do {
+                    _ = try await store.commit(WriteBatch(ops, audit: [draft(p, action: "subject.erase", requestID: requestID, subject: id,
+                                                                            fields: erased, decision: .allow)]))
+                } catch let e as StoreError where e.code == .conflict || e.code == .subjectGone {
+                    continue  // another erasure finished first, or the fields moved: read again
+                }
+                await shredErased(subject: id)
+                logger.info("subject erased", metadata: ["subject": "\(id)", "erased": "\(erased.count)", "retained": "\(retained)"])
+                return receipt
             }
-            let receipt = ErasureReceipt(subject: id, erasedAt: at, requestedBy: p.name, reason: reason, ticket: ticket, fields: outcomes)
-            // Keys first: once they are gone no copy of the values, backups included, can be read.
-            // If the next step fails, a retry finds the same plan and completes it.
-            try await dataKeys.store.destroy(erased.map(\.keyID) + [DataKeyID(subject: id, group: Self.consentKeyGroup, generation: 1)])
-            try await store.erase(subject: id, erased: erased.map(\.field), retained: retained, receipt: receipt,
-                                  audit: draft(p, action: "subject.erase", requestID: requestID, subject: id,
-                                               fields: erased.map(\.field), decision: .allow, ref: nil))
-            logger.info("subject erased", metadata: ["subject": "\(id)", "erased": "\(erased.count)", "retained": "\(retained.count)"])
-            return receipt
+            throw VaultError.concurrentUpdate
         } catch {
             throw mapStore(error)
         }
     }
 
-    /// Shreds every blocked field whose retention has ended. Run by the retention sweeper; returns how many.
+    /// After an erasure committed: destroys every key of the subject in the key store but those that
+    /// retained (blocked) fields need, then empties the subject's shred queue. Failures are left to the sweeper.
+    func shredErased(subject: String) async {
+        do {
+            let keep = Set(try await store.fields(subject: subject).filter(\.needsKey).map(\.keyID))
+            let doomed = try await dataKeys.store.ids(subject: subject).filter { !keep.contains($0) }
+            try await dataKeys.store.destroy(doomed)
+            let queued = try await store.queuedKeyShreds(limit: 1_000_000).filter { $0.subject == subject }
+            if !queued.isEmpty { _ = try await store.commit(WriteBatch([.dequeueKeyShred(queued)])) }
+        } catch {
+            VaultMetrics.keyShredDeferred(1)
+            logger.warning("an erased subject's keys are left queued for the key sweeper",
+                           metadata: ["subject": "\(subject)", "error.type": "\(type(of: error))"])
+        }
+    }
+
+    /// Shreds every blocked field whose retention has ended, one transaction per subject. Run by the
+    /// periodic sweeper; returns how many fields were shredded.
     @discardableResult
     public func sweepRetention() async throws -> Int {
         let at = now
-        let due = try await store.expiredRetentions(now: at)
+        let due = try await store.expiredRetentions(now: at, limit: 10_000)
         guard !due.isEmpty else { return 0 }
-        try await dataKeys.store.destroy(due.map(\.keyID))
-        let bySubject = Dictionary(grouping: due, by: \.subject)
-        let audit = bySubject.keys.sorted().map { subject in
-            var a = draft(nil, action: "retention.shred", requestID: nil, subject: subject,
-                          fields: bySubject[subject]!.map(\.field).sorted(), decision: .allow)
+        var shredded = 0
+        for (subject, fields) in Dictionary(grouping: due, by: \.subject).sorted(by: { $0.key < $1.key }) {
+            var ops: [WriteOp] = []
+            for f in fields {
+                ops += [.expectField(subject: subject, field: f.field, generation: f.generation, statuses: [.blocked]),
+                        .setFieldState(subject: subject, field: f.field, status: .erased, retainedFor: nil, retainedUntil: nil),
+                        .deleteIndex(subject: subject, field: f.field)]
+            }
+            ops.append(.queueKeyShred(fields.map(\.keyID)))
+            var a = draft(nil, action: "retention.shred", requestID: nil, subject: subject, fields: fields.map(\.field).sorted(), decision: .allow)
             a.service = "retention-sweeper"
             a.role = "system"
-            return a
+            do {
+                _ = try await store.commit(WriteBatch(ops, audit: [a]))
+            } catch let e as StoreError where e.code == .conflict {
+                continue  // another instance shredded it first
+            }
+            await shredSuperseded(fields.map(\.keyID))
+            shredded += fields.count
         }
-        try await store.shredExpired(due, audit: audit)
-        logger.info("retention sweep shredded expired fields", metadata: ["fields": "\(due.count)", "subjects": "\(bySubject.count)"])
-        return due.count
+        logger.info("retention sweep shredded expired fields", metadata: ["fields": "\(shredded)"])
+        return shredded
     }
 }

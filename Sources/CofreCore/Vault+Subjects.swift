@@ -1,6 +1,6 @@
-import Logging
 import CofreCrypto
 import Foundation
+import Logging
 
 extension Vault {
     /// The answer to creating a subject.
@@ -30,31 +30,45 @@ extension Vault {
         return out
     }
 
-    /// Encrypts each value under a fresh data key of its own and mints its token.
+    /// One write attempt's sealed values: fields, their fresh keys, tokens and index entries.
+    struct Sealed {
+        var fields: [FieldRecord] = []
+        var keys: [WrappedDataKey] = []
+        var tokens: [TokenRecord] = []
+        var issued: [String: String] = [:]
+        var index: [BlindIndexEntry] = []
+    }
+
+    /// Encrypts each value under a fresh data key of its own, in a key group unique to this attempt,
+    /// and mints its token.
     func seal(subject: String, _ values: [(name: String, spec: FieldSpec, value: String)], generations: [String: Int],
-              by service: String) throws -> (fields: [FieldRecord], keys: [WrappedDataKey], tokens: [TokenRecord],
-                                             issued: [String: String], index: [BlindIndexEntry]) {
-        let at = now
-        var fields: [FieldRecord] = [], keys: [WrappedDataKey] = [], tokens: [TokenRecord] = []
-        var issued: [String: String] = [:], index: [BlindIndexEntry] = []
-        for (name, spec, value) in values {
-            let generation = generations[name] ?? 1
-            let id = DataKeyID(subject: subject, group: name, generation: generation)
-            let (key, wrapped) = try dataKeys.generate(id, now: at)
-            let ciphertext = try Envelope.seal(
-                Array(value.utf8), key: key, keyVersion: UInt32(generation), context: Self.valueContext(subject: subject, field: name))
-            fields.append(FieldRecord(subject: subject, field: name, type: spec.type, generation: generation, ciphertext: ciphertext,
-                                      storedAt: at, storedBy: service))
-            keys.append(wrapped)
-            let token = try Identifiers.newToken()
-            issued[name] = token
-            tokens.append(TokenRecord(tokenHash: tokenHash(token), subject: subject, field: name, generation: generation,
-                                      createdAt: at, createdBy: service))
-            if spec.searchable {
-                index.append(BlindIndexEntry(field: name, hash: indexHash(field: name, normalized: value), subject: subject))
+              by service: String) throws(VaultError) -> Sealed {
+        do {
+            let at = now
+            let attempt = Identifiers.base32(try Random.bytes(10))
+            var out = Sealed()
+            for (name, spec, value) in values {
+                let generation = generations[name] ?? 1
+                let group = DataKeyID.attemptGroup(field: name, attempt: attempt)
+                let (key, wrapped) = try dataKeys.generate(DataKeyID(subject: subject, group: group, generation: generation), now: at)
+                let ciphertext = try Envelope.seal(
+                    Array(value.utf8), key: key, keyVersion: UInt32(generation), context: Self.valueContext(subject: subject, field: name))
+                out.fields.append(FieldRecord(subject: subject, field: name, type: spec.type, generation: generation, keyGroup: group,
+                                              ciphertext: ciphertext, storedAt: at, storedBy: service))
+                out.keys.append(wrapped)
+                let token = try Identifiers.newToken()
+                out.issued[name] = token
+                out.tokens.append(TokenRecord(tokenHash: tokenHash(token), subject: subject, field: name, generation: generation,
+                                              createdAt: at, createdBy: service))
+                if spec.searchable {
+                    out.index.append(BlindIndexEntry(field: name, hash: indexHash(field: name, normalized: value), subject: subject))
+                }
             }
+            return out
+        } catch {
+            logger.error("sealing failed", metadata: ["error.type": "\(type(of: error))"])
+            throw VaultError(.unavailable, .unavailable, "the vault cannot encrypt right now")
         }
-        return (fields, keys, tokens, issued, index)
     }
 
     /// `POST /v1/subjects`: stores a new subject's fields and returns one token per field.
@@ -66,90 +80,70 @@ extension Vault {
         }
         let values = try normalize(raw)
         let subject: String
-        let sealed: (fields: [FieldRecord], keys: [WrappedDataKey], tokens: [TokenRecord], issued: [String: String], index: [BlindIndexEntry])
-        do {
-            subject = try Identifiers.newSubject()
-            sealed = try seal(subject: subject, values, generations: [:], by: p.name)
-        } catch {
-            logger.error("sealing failed", metadata: ["error.type": "\(type(of: error))"])
-            throw VaultError(.unavailable, .unavailable, "the vault cannot encrypt right now")
-        }
+        do { subject = try Identifiers.newSubject() } catch { throw VaultError(.unavailable, .unavailable, "the vault cannot mint an id right now") }
+        let sealed = try seal(subject: subject, values, generations: [:], by: p.name)
         let names = values.map(\.name)
-        let record = SubjectRecord(id: subject, externalRefHash: externalRefHash(ref), createdAt: now, createdBy: p.name)
-        let existing: String?
+        let refHash = externalRefHash(ref)
+        let record = SubjectRecord(id: subject, externalRefHash: refHash, createdAt: now, createdBy: p.name)
+        let batch = WriteBatch(
+            [.expectExternalRefFree(refHash), .insertSubject(record)] + sealed.fields.map { .putField($0) }
+                + [.insertTokens(sealed.tokens), .insertIndex(sealed.index)],
+            audit: [draft(p, action: "subject.create", requestID: requestID, subject: subject, fields: names, decision: .allow)])
         do {
-            // Keys first: a crash after this leaves an unused key, never a value without its key.
-            try await dataKeys.store.insert(sealed.keys)
-            existing = try await store.createSubject(
-                record, fields: sealed.fields, tokens: sealed.tokens, index: sealed.index,
-                audit: [draft(p, action: "subject.create", requestID: requestID, subject: subject, fields: names, decision: .allow)],
-                conflictAudit: draft(p, action: "subject.create", requestID: requestID, fields: names, decision: .deny,
-                                     code: "subject_exists"))
+            _ = try await commit(batch, storing: sealed.keys)
+        } catch let error as StoreError where error.code == .exists {
+            var refused = draft(p, action: "subject.create", requestID: requestID, fields: names, decision: .deny, code: "subject_exists")
+            refused.subject = error.subject
+            throw await refuse(VaultError(.conflict, .subjectExists, "a subject with this external_ref already exists",
+                                          existingSubject: error.subject), audit: refused)
         } catch {
-            try? await dataKeys.store.destroy(sealed.keys.map(\.id))
             throw mapStore(error)
-        }
-        if let existing {
-            try? await dataKeys.store.destroy(sealed.keys.map(\.id))
-            throw VaultError(.conflict, .subjectExists, "a subject with this external_ref already exists", existingSubject: existing)
         }
         logger.info("subject created", metadata: ["subject": "\(subject)", "fields": "\(names.joined(separator: ","))"])
         return CreatedSubject(subject: subject, tokens: sealed.issued)
     }
 
     /// `POST /v1/subjects/{subject}/fields` and `POST /v1/tokenize`: adds or replaces fields (LGPD Art. 18 III).
-    /// A replaced value's data key is destroyed, so its old ciphertext is unreadable and its old tokens stop resolving.
+    /// One transaction compares every field's generation with the one read and swaps in the new version;
+    /// the replaced version's key is queued in it and destroyed after the commit, so its old ciphertext
+    /// is unreadable and its old tokens stop resolving. A lost race is retried, then answered 409.
     public func putFields(_ p: Principal, subject: String, fields raw: [String: String], requestID: String?, action: String = "fields.put") async throws(VaultError) -> [String: String] {
         try await requireTokenize(p, action: action, requestID: requestID, subject: subject)
         guard Identifiers.isSubject(subject) else { throw VaultError.subjectNotFound }
         let values = try normalize(raw)
         let names = values.map(\.name)
-        let current: [FieldRecord]
-        do {
-            guard let s = try await store.subject(id: subject) else { throw VaultError.subjectNotFound }
-            guard s.status == .active else {
-                throw VaultError(.conflict, .subjectErased, "the subject was erased; its data cannot be changed")
+        for attempt in 1...Self.maxWriteAttempts {
+            let snap: StoreSnapshot
+            do { snap = try await store.snapshot(tokenHashes: [], subjects: [subject]) } catch { throw mapStore(error) }
+            guard let status = snap.subjects[subject] else { throw VaultError.subjectNotFound }
+            guard status == .active else { throw VaultError.subjectErasedWrite }
+            let byName = snap.fields[subject] ?? [:]
+            if let frozen = names.first(where: { byName[$0].map { $0.status != .active } ?? false }) {
+                throw VaultError(.conflict, .subjectBlocked, "field '\(frozen)' is blocked or erased and cannot be changed", field: frozen)
             }
-            current = try await store.fields(subject: subject)
-        } catch {
-            throw mapStore(error)
-        }
-        let byName = Dictionary(uniqueKeysWithValues: current.map { ($0.field, $0) })
-        if let frozen = names.first(where: { byName[$0].map { $0.status != .active } ?? false }) {
-            throw VaultError(.conflict, .subjectBlocked, "field '\(frozen)' is blocked or erased and cannot be changed", field: frozen)
-        }
-        var generations: [String: Int] = [:]
-        for name in names { generations[name] = (byName[name]?.generation ?? 0) + 1 }
-        let sealed: (fields: [FieldRecord], keys: [WrappedDataKey], tokens: [TokenRecord], issued: [String: String], index: [BlindIndexEntry])
-        do {
-            sealed = try seal(subject: subject, values, generations: generations, by: p.name)
-        } catch {
-            logger.error("sealing failed", metadata: ["error.type": "\(type(of: error))"])
-            throw VaultError(.unavailable, .unavailable, "the vault cannot encrypt right now")
-        }
-        let writes = sealed.fields.map { FieldWrite(record: $0, replacing: byName[$0.field]?.generation) }
-        do {
-            try await dataKeys.store.insert(sealed.keys)
-            try await store.putFields(
-                subject: subject, writes, tokens: sealed.tokens, index: sealed.index,
-                audit: [draft(p, action: action, requestID: requestID, subject: subject, fields: names, decision: .allow)])
-        } catch {
-            try? await dataKeys.store.destroy(sealed.keys.map(\.id))
-            throw mapStore(error)
-        }
-        // Shred the replaced values: their keys go, so every copy of the old ciphertext is unreadable.
-        let replaced = names.compactMap { byName[$0]?.keyID }
-        if !replaced.isEmpty {
+            var generations: [String: Int] = [:]
+            for name in names { generations[name] = (byName[name]?.generation ?? 0) + 1 }
+            let sealed = try seal(subject: subject, values, generations: generations, by: p.name)
+            let replaced = names.compactMap { byName[$0] }.filter(\.needsKey).map(\.keyID)
+            var ops: [WriteOp] = [.expectSubject(subject, in: [.active])]
+            for f in sealed.fields {
+                ops += [.expectField(subject: subject, field: f.field, generation: byName[f.field]?.generation), .putField(f),
+                        .deleteTokens(subject: subject, field: f.field), .deleteIndex(subject: subject, field: f.field)]
+            }
+            ops += [.insertTokens(sealed.tokens), .insertIndex(sealed.index), .queueKeyShred(replaced)]
+            let batch = WriteBatch(ops, audit: [draft(p, action: action, requestID: requestID, subject: subject, fields: names, decision: .allow)])
             do {
-                try await dataKeys.store.destroy(replaced)
+                _ = try await commit(batch, storing: sealed.keys)
+            } catch let error as StoreError where error.code == .conflict && attempt < Self.maxWriteAttempts {
+                continue
             } catch {
-                logger.error("replaced data keys could not be destroyed; they will be left unused",
-                             metadata: ["subject": "\(subject)", "error.type": "\(type(of: error))"])
+                throw mapStore(error)
             }
+            await shredSuperseded(replaced)
+            return sealed.issued
         }
-        return sealed.issued
+        throw VaultError.concurrentUpdate
     }
-
     /// `POST /v1/tokenize`: sets or replaces one field and returns its new token.
     public func tokenize(_ p: Principal, subject: String, field: String, value: String, requestID: String?) async throws(VaultError) -> String {
         let issued = try await putFields(p, subject: subject, fields: [field: value], requestID: requestID, action: "tokenize")

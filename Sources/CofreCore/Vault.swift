@@ -117,9 +117,13 @@ public final class Vault: Sendable {
                 logger.error("audit write failed; request refused")
                 return .auditUnavailable
             case .conflict:
-                return VaultError(.conflict, .init("concurrent_update"), "the subject changed during this request; retry")
+                return .concurrentUpdate
             case .notFound:
                 return .subjectNotFound
+            case .subjectGone:
+                return .subjectErasedWrite
+            case .exists:
+                return VaultError(.conflict, .subjectExists, "a subject with this external reference already exists", existingSubject: s.subject)
             case .unavailable:
                 break
             }

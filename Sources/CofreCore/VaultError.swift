@@ -24,6 +24,8 @@ public struct VaultError: Error, Sendable, CustomStringConvertible {
         public static let unavailable = Code("unavailable")
         public static let auditUnavailable = Code("audit_unavailable")
         public static let internalError = Code("internal_error")
+        public static let concurrentUpdate = Code("concurrent_update")
+        public static let integrityFailure = Code("integrity_failure")
     }
 
     /// How the failure is classified; the HTTP layer maps each kind to one status.
@@ -61,6 +63,10 @@ public struct VaultError: Error, Sendable, CustomStringConvertible {
         // The underlying error may quote SQL; it is never shown. Callers log the type only.
         VaultError(.unavailable, .unavailable, "the vault cannot serve this request safely right now")
     }
+    static let concurrentUpdate = VaultError(.conflict, .concurrentUpdate, "the subject changed during this request; retry")
+    static let subjectErasedWrite = VaultError(.conflict, .subjectErased, "the subject was erased; its data cannot be changed")
+    static let integrityFailure = VaultError(
+        .unavailable, .integrityFailure, "a stored value cannot be read although it should be; nothing was revealed")
     static let auditUnavailable = VaultError(
         .unavailable, .auditUnavailable, "the audit log cannot be written; nothing was revealed or changed")
 }

@@ -29,4 +29,20 @@ public enum VaultMetrics {
     static func pendingWrites(engine: String, _ n: Int) {
         Gauge(label: "cofre_store_pending_writes", dimensions: [("engine", engine)]).record(n)
     }
+
+    /// Superseded keys whose immediate destruction failed and that wait in the shred queue.
+    static func keyShredDeferred(_ n: Int) {
+        Counter(label: "cofre_key_shred_deferred_total").increment(by: n)
+    }
+
+    /// Keys the sweeper destroyed, by why they were no longer needed.
+    static func keysSwept(superseded: Int, orphans: Int) {
+        Counter(label: "cofre_keys_swept_total", dimensions: [("reason", "superseded")]).increment(by: superseded)
+        Counter(label: "cofre_keys_swept_total", dimensions: [("reason", "orphan")]).increment(by: orphans)
+    }
+
+    /// A stored value that cannot be read although the vault says it should be (a missing key, a failed tag).
+    static func integrityFailure(_ what: String) {
+        Counter(label: "cofre_integrity_failures_total", dimensions: [("kind", what)]).increment()
+    }
 }

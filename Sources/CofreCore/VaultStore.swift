@@ -1,74 +1,155 @@
 public import Foundation
 
-/// The data store: subjects, encrypted fields, token and blind-index hashes, credentials and the audit log.
-///
-/// Every method that changes state takes the audit events that describe the change and writes them
-/// in the same transaction, so a change and its record commit together or not at all.
-/// Implementations throw `StoreError.auditUnavailable` when the audit write fails.
+/// The data store's engine: the few primitives an engine must supply. Every use case (create, correct,
+/// erase, consent, lookup, retention, credentials) is written once in the core, as reads followed by one
+/// `commit` of a `WriteBatch` whose preconditions make it a compare-and-swap; an engine only reads,
+/// interprets the batch's operations inside one transaction, appends its audit events after the chain's
+/// head, and migrates (GRDB's `DatabaseWriter` is the model: small requirements, shared behaviour in
+/// extensions).
 public protocol VaultStore: Sendable {
+    /// Applies the migrations named in `StoreMigrations.ids`, in that order, each once.
     func migrate() async throws
+    /// The migration ids applied so far, oldest first (for the conformance suite and `keys status`).
+    func appliedMigrations() async throws -> [String]
     func checkHealth() async throws
 
-    func insertCredential(_ credential: CredentialRecord, audit: AuditDraft) async throws
-    /// Revokes every live key of `service`; returns how many.
-    func revokeCredentials(service: String, at: Date, audit: AuditDraft) async throws -> Int
+    // MARK: reads (each one consistent read)
+
     func credential(keyHash: String) async throws -> CredentialRecord?
     func credentials() async throws -> [CredentialRecord]
-
-    /// Creates a subject with its fields; when the external reference exists, returns that subject's id
-    /// and writes nothing but `conflictAudit`, with that subject filled in.
-    func createSubject(_ subject: SubjectRecord, fields: [FieldRecord], tokens: [TokenRecord], index: [BlindIndexEntry],
-                       audit: [AuditDraft], conflictAudit: AuditDraft) async throws -> String?
     func subject(id: String) async throws -> SubjectRecord?
-    func fields(subject: String) async throws -> [FieldRecord]
     func fields(subjects: Set<String>) async throws -> [FieldRecord]
-    /// Replaces fields, their tokens and index entries. Throws `StoreError.conflict` if a field's
-    /// generation is no longer the one the caller read, `StoreError.notFound` if the subject is gone.
-    func putFields(subject: String, _ writes: [FieldWrite], tokens: [TokenRecord], index: [BlindIndexEntry], audit: [AuditDraft]) async throws
-    func tokens(hashes: [String]) async throws -> [String: TokenRecord]
-
-    /// Mints extra tokens (a lookup's answer) for fields that must still be at these generations.
-    func insertTokens(_ tokens: [TokenRecord], audit: [AuditDraft]) async throws
     /// Subjects whose blind-index entry for `field` has this keyed hash.
     func lookup(field: String, hash: String) async throws -> [String]
-
-    /// Appends to the consent ledger and returns the entry's sequence number. Throws
-    /// `StoreError.notFound` if the subject is gone or erased.
-    func appendConsent(_ record: ConsentRecord, audit: AuditDraft) async throws -> Int64
     /// The whole ledger of a subject, oldest first.
     func consentHistory(subject: String) async throws -> [ConsentRecord]
-    /// The current state per subject and purpose, read fresh on every call.
-    func consentStates(subjects: Set<String>) async throws -> [String: [String: PurposeState]]
-
-    func appendAudit(_ events: [AuditDraft]) async throws
+    /// Everything a reveal decision needs, read in one transaction: the tokens with these hashes, and
+    /// the fields and consent state of their subjects and of `subjects`.
+    func snapshot(tokenHashes: [String], subjects: Set<String>) async throws -> StoreSnapshot
     /// Events matching `query`, oldest first, at most `query.limit`.
     func auditEvents(_ query: AuditQuery) async throws -> [AuditEvent]
     /// Events with `seq > after` in sequence order, at most `limit`, unfiltered (for verification).
     func auditPage(after: Int64, limit: Int) async throws -> [AuditEvent]
     /// The newest event, the chain's head.
     func lastAuditEvent() async throws -> AuditEvent?
+    /// The stored receipt of an erasure, as the JSON the core wrote.
+    func erasureReceiptJSON(subject: String) async throws -> String?
+    /// Blocked fields whose retention ended at or before `now`, at most `limit`.
+    func expiredRetentions(now: Date, limit: Int) async throws -> [FieldRecord]
+    /// Data keys that a committed change superseded and that still await destruction in the key store.
+    func queuedKeyShreds(limit: Int) async throws -> [DataKeyID]
 
-    /// Erases a subject in one transaction: erased fields lose their ciphertext, index entries and
-    /// (by the caller, before this) their data keys; retained fields become blocked; the receipt and
-    /// the audit event are stored. Throws `StoreError.notFound` if the subject is gone.
-    func erase(subject: String, erased: [String], retained: [RetainedField], receipt: ErasureReceipt, audit: AuditDraft) async throws
-    /// The stored receipt of an earlier erasure, if any.
-    func erasureReceipt(subject: String) async throws -> ErasureReceipt?
-    /// Blocked fields whose retention ended at or before `now`.
-    func expiredRetentions(now: Date) async throws -> [FieldRecord]
-    /// Shreds fields whose retention ended: ciphertext and index entries gone, status erased.
-    func shredExpired(_ fields: [FieldRecord], audit: [AuditDraft]) async throws
+    // MARK: the one write primitive
+
+    /// Runs `batch` in one transaction: its operations in order, then its audit events appended after
+    /// the chain's head. A failed precondition throws its `StoreError` and nothing of the batch is kept;
+    /// a failed audit append throws `StoreError.auditUnavailable`.
+    func commit(_ batch: WriteBatch) async throws -> CommitResult
 }
 
-/// A field kept after erasure, for one purpose, until a date.
-public struct RetainedField: Sendable, Equatable {
-    public let field: String
-    public let purpose: String
-    public let until: Date
-    public init(field: String, purpose: String, until: Date) {
-        self.field = field
-        self.purpose = purpose
-        self.until = until
+/// A consistent read of what a decision needs (see `VaultStore.snapshot`).
+public struct StoreSnapshot: Sendable {
+    public var tokens: [String: TokenRecord]
+    /// Per subject, per field.
+    public var fields: [String: [String: FieldRecord]]
+    public var states: [String: [String: PurposeState]]
+    /// The status of each subject read (absent: no such subject).
+    public var subjects: [String: SubjectRecord.Status]
+    public init(tokens: [String: TokenRecord] = [:], fields: [String: [String: FieldRecord]] = [:],
+                states: [String: [String: PurposeState]] = [:], subjects: [String: SubjectRecord.Status] = [:]) {
+        self.tokens = tokens
+        self.fields = fields
+        self.states = states
+        self.subjects = subjects
+    }
+}
+
+/// One storage operation of a `WriteBatch`. `expect…` cases are preconditions (compare-and-swap):
+/// when one does not hold, the batch throws and writes nothing.
+public enum WriteOp: Sendable {
+    /// The subject exists (else `.notFound`) with one of these statuses (else `.subjectGone`).
+    case expectSubject(String, in: Set<SubjectRecord.Status>)
+    /// No subject holds this external-reference hash (else `.exists` carrying that subject).
+    case expectExternalRefFree(String)
+    /// The field is at `generation` (nil: the field does not exist) and, when given, in one of `statuses`;
+    /// else `.conflict`.
+    case expectField(subject: String, field: String, generation: Int?, statuses: Set<FieldRecord.Status>? = nil)
+    /// The subject's fields are exactly these, at these generations; else `.conflict`.
+    case expectFieldSet(subject: String, [String: Int])
+
+    case insertSubject(SubjectRecord)
+    case setSubjectStatus(String, SubjectRecord.Status)
+    /// The external reference stops leading to the subject (after erasure).
+    case releaseExternalRef(String)
+    /// Inserts or replaces a field.
+    case putField(FieldRecord)
+    /// Changes a field's state; `.erased` also drops its ciphertext.
+    case setFieldState(subject: String, field: String, status: FieldRecord.Status, retainedFor: String?, retainedUntil: Date?)
+    case deleteTokens(subject: String, field: String)
+    case deleteIndex(subject: String, field: String)
+    case insertTokens([TokenRecord])
+    case insertIndex([BlindIndexEntry])
+    /// Appends to the consent ledger; the entry's sequence number is returned in `CommitResult.consentSeqs`.
+    case insertConsent(ConsentRecord)
+    case setConsentState(subject: String, purpose: String, ConsentState)
+    case setObjectionState(subject: String, purpose: String, Bool)
+    case clearEvidence(subject: String)
+    case insertErasureReceipt(subject: String, at: Date, json: String)
+    /// Records superseded data keys, to be destroyed in the key store once this batch has committed.
+    case queueKeyShred([DataKeyID])
+    case dequeueKeyShred([DataKeyID])
+    case insertCredential(CredentialRecord)
+    case revokeCredentials(ids: [String], at: Date)
+}
+
+/// A data-store transaction: operations, then audit events, committed together or not at all.
+public struct WriteBatch: Sendable {
+    public var ops: [WriteOp]
+    public var audit: [AuditDraft]
+    public init(_ ops: [WriteOp] = [], audit: [AuditDraft] = []) {
+        self.ops = ops
+        self.audit = audit
+    }
+}
+
+/// What a committed batch produced.
+public struct CommitResult: Sendable {
+    /// Ledger sequence numbers of `insertConsent` operations, in order.
+    public var consentSeqs: [Int64]
+    public init(consentSeqs: [Int64] = []) { self.consentSeqs = consentSeqs }
+}
+
+/// The migrations every engine applies, by the same ids in the same order; each engine supplies
+/// its own SQL for each id, and the conformance suite checks both applied exactly this list.
+public enum StoreMigrations {
+    public static let ids = [
+        "v1-subjects-fields-tokens", "v1-credentials", "v1-audit", "v2-consent-ledger", "v3-audit-read-indexes", "v4-erasures",
+        "v5-atomic-writes",
+    ]
+}
+
+extension VaultStore {
+    /// One subject's fields, by name.
+    public func fields(subject: String) async throws -> [FieldRecord] {
+        try await fields(subjects: [subject]).sorted { $0.field < $1.field }
+    }
+
+    /// Appends audit events on their own.
+    public func appendAudit(_ events: [AuditDraft]) async throws {
+        _ = try await commit(WriteBatch(audit: events))
+    }
+
+    public func consentStates(subjects: Set<String>) async throws -> [String: [String: PurposeState]] {
+        try await snapshot(tokenHashes: [], subjects: subjects).states
+    }
+
+    public func tokens(hashes: [String]) async throws -> [String: TokenRecord] {
+        try await snapshot(tokenHashes: hashes, subjects: []).tokens
+    }
+
+    public func erasureReceipt(subject: String) async throws -> ErasureReceipt? {
+        guard let json = try await erasureReceiptJSON(subject: subject) else { return nil }
+        return try ErasureReceipt.decoder.decode(ErasureReceipt.self, from: Data(json.utf8))
     }
 }
 
@@ -94,6 +175,20 @@ public struct ErasureReceipt: Sendable, Codable, Equatable {
     enum CodingKeys: String, CodingKey {
         case subject, erasedAt = "erased_at", requestedBy = "requested_by", reason, ticket, fields
     }
+
+    /// The stored form: sorted keys, dates in milliseconds, identical on every engine.
+    public static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        e.dateEncodingStrategy = .millisecondsSince1970
+        return e
+    }()
+
+    public static let decoder: JSONDecoder = {
+        let d = JSONDecoder()
+        d.dateDecodingStrategy = .millisecondsSince1970
+        return d
+    }()
 }
 
 /// Filters for reading the audit log; every field is optional but `limit`.
@@ -131,9 +226,25 @@ public struct AuditQuery: Sendable, Equatable {
 
 
 /// Storage failures the domain reacts to. Descriptions never quote SQL or values.
+///
+/// `conflict`, `notFound`, `subjectGone` and `exists` come from a batch's preconditions: the batch
+/// certainly wrote nothing. Any other failure of a commit may hide a commit that happened.
 public struct StoreError: Error, Sendable, CustomStringConvertible {
-    public enum Code: String, Sendable { case conflict, notFound, auditUnavailable, unavailable }
+    public enum Code: String, Sendable { case conflict, notFound, subjectGone, exists, auditUnavailable, unavailable }
     public let code: Code
-    public init(_ code: Code) { self.code = code }
+    /// For `exists`: the subject that holds the external reference.
+    public let subject: String?
+    public init(_ code: Code, subject: String? = nil) {
+        self.code = code
+        self.subject = subject
+    }
     public var description: String { "store error: \(code.rawValue)" }
+
+    /// Whether the failed batch certainly committed nothing (a precondition refused it).
+    public var certainlyNotCommitted: Bool {
+        switch code {
+        case .conflict, .notFound, .subjectGone, .exists: true
+        case .auditUnavailable, .unavailable: false
+        }
+    }
 }

@@ -1,5 +1,5 @@
 public import CofreCore
-import Foundation
+public import Foundation
 import Logging
 public import PostgresNIO
 
@@ -21,6 +21,10 @@ public final class PostgresKeyStore: DataKeyStore {
                     PRIMARY KEY (subject_id, key_group, generation))
                 """,
                 "CREATE INDEX data_keys_kek ON data_keys(kek_version)",
+            ]),
+            ("v3-sweeper", [
+                "CREATE INDEX data_keys_created ON data_keys(created_at, subject_id, key_group, generation)",
+                "CREATE TABLE sweep_state (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
             ]),
         ])
     }
@@ -120,5 +124,42 @@ public final class PostgresKeyStore: DataKeyStore {
         var hit = false
         for try await _ in rows.decode(Int.self) { hit = true }
         return hit
+    }
+
+    public func ids(subject: String) async throws -> [DataKeyID] {
+        var out: [DataKeyID] = []
+        let rows = try await client.query("SELECT key_group, generation FROM data_keys WHERE subject_id = \(subject)", logger: log)
+        for try await (g, n) in rows.decode((String, Int).self) { out.append(DataKeyID(subject: subject, group: g, generation: n)) }
+        return out
+    }
+
+    public func scan(after cursor: KeyScanCursor?, createdThrough: Date, limit: Int) async throws -> [(id: DataKeyID, createdAt: Date)] {
+        let c = cursor ?? KeyScanCursor(createdAtMillis: Int64.min, subject: "", group: "", generation: Int(Int32.min))
+        var out: [(id: DataKeyID, createdAt: Date)] = []
+        let rows = try await client.query("""
+            SELECT subject_id, key_group, generation, created_at FROM data_keys
+            WHERE (created_at, subject_id, key_group, generation) > (\(c.createdAtMillis), \(c.subject), \(c.group), \(Int64(c.generation)))
+              AND created_at <= \(PostgresDatabase.millis(createdThrough))
+            ORDER BY created_at, subject_id, key_group, generation LIMIT \(limit)
+            """, logger: log)
+        for try await (s, g, n, at) in rows.decode((String, String, Int, Int64).self) {
+            out.append((DataKeyID(subject: s, group: g, generation: n), PostgresDatabase.date(at)))
+        }
+        return out
+    }
+
+    public func sweepCursor() async throws -> KeyScanCursor? {
+        var json: String?
+        for try await v in try await client.query("SELECT value FROM sweep_state WHERE name = 'orphan_cursor'", logger: log).decode(String.self) {
+            json = v
+        }
+        return try json.map { try JSONDecoder().decode(KeyScanCursor.self, from: Data($0.utf8)) }
+    }
+
+    public func setSweepCursor(_ cursor: KeyScanCursor) async throws {
+        let json = String(decoding: try JSONEncoder().encode(cursor), as: UTF8.self)
+        try await client.query("""
+            INSERT INTO sweep_state (name, value) VALUES ('orphan_cursor', \(json)) ON CONFLICT (name) DO UPDATE SET value = excluded.value
+            """, logger: log)
     }
 }

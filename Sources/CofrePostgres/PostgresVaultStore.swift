@@ -60,15 +60,162 @@ public final class PostgresVaultStore: VaultStore {
                     objection BOOLEAN NOT NULL, updated_seq BIGINT NOT NULL, PRIMARY KEY (subject_id, purpose))
                 """,
             ]),
+            // Created with v1-audit on this engine before 0.7; kept under the shared id for one list of migrations.
+            ("v3-audit-read-indexes", [
+                "CREATE INDEX IF NOT EXISTS audit_service ON audit_events(service, seq)",
+                "CREATE INDEX IF NOT EXISTS audit_ref ON audit_events(ref)",
+            ]),
             ("v4-erasures", [
                 "CREATE TABLE erasures (subject_id TEXT PRIMARY KEY REFERENCES subjects(id), erased_at BIGINT NOT NULL, receipt TEXT NOT NULL)",
                 "CREATE INDEX fields_retention ON fields(status, retained_until)",
             ]),
+            ("v5-atomic-writes", [
+                "ALTER TABLE fields ADD COLUMN key_group TEXT",
+                """
+                CREATE TABLE key_shred_queue (subject_id TEXT NOT NULL, key_group TEXT NOT NULL, generation INTEGER NOT NULL,
+                    queued_at BIGINT NOT NULL, PRIMARY KEY (subject_id, key_group, generation))
+                """,
+            ]),
         ])
+    }
+
+    public func appliedMigrations() async throws -> [String] {
+        var out: [String] = []
+        for try await name in try await client.query("SELECT name FROM cofre_migrations ORDER BY applied_at, name", logger: log)
+            .decode(String.self) { out.append(name) }
+        return out
     }
 
     public func checkHealth() async throws {
         try await client.query("SELECT MAX(seq) FROM audit_events", logger: log)
+    }
+
+    // MARK: the write primitive
+
+    public func commit(_ batch: WriteBatch) async throws -> CommitResult {
+        try await writer.write { conn in
+            var result = CommitResult()
+            for op in batch.ops { try await self.apply(op, conn, &result) }
+            try await self.append(batch.audit, conn)
+            return result
+        }
+    }
+
+    func status(_ subject: String, _ conn: PostgresConnection) async throws -> SubjectRecord.Status? {
+        var status: SubjectRecord.Status?
+        for try await s in try await conn.query("SELECT status FROM subjects WHERE id = \(subject) FOR UPDATE", logger: log).decode(String.self) {
+            status = SubjectRecord.Status(rawValue: s) ?? .erased
+        }
+        return status
+    }
+
+    func apply(_ op: WriteOp, _ conn: PostgresConnection, _ result: inout CommitResult) async throws {
+        let millis = PostgresDatabase.millis
+        switch op {
+        case .expectSubject(let id, let allowed):
+            guard let status = try await status(id, conn) else { throw StoreError(.notFound) }
+            guard allowed.contains(status) else { throw StoreError(.subjectGone) }
+        case .expectExternalRefFree(let hash):
+            for try await existing in try await conn.query("SELECT id FROM subjects WHERE external_ref_hash = \(hash)", logger: log).decode(String.self) {
+                throw StoreError(.exists, subject: existing)
+            }
+        case .expectField(let subject, let field, let generation, let statuses):
+            var found: (Int, String)?
+            for try await row in try await conn.query("""
+                SELECT generation, status FROM fields WHERE subject_id = \(subject) AND field = \(field) FOR UPDATE
+                """, logger: log).decode((Int, String).self) { found = row }
+            guard found?.0 == generation else { throw StoreError(.conflict) }
+            if let statuses, let found, !statuses.contains(FieldRecord.Status(rawValue: found.1) ?? .erased) { throw StoreError(.conflict) }
+        case .expectFieldSet(let subject, let expected):
+            var found: [String: Int] = [:]
+            for try await (f, g) in try await conn.query("SELECT field, generation FROM fields WHERE subject_id = \(subject) FOR UPDATE", logger: log)
+                .decode((String, Int).self) { found[f] = g }
+            guard found == expected else { throw StoreError(.conflict) }
+        case .insertSubject(let s):
+            try await conn.query("""
+                INSERT INTO subjects (id, external_ref_hash, created_at, created_by, status)
+                VALUES (\(s.id), \(s.externalRefHash), \(millis(s.createdAt)), \(s.createdBy), \(s.status.rawValue))
+                """, logger: log)
+        case .setSubjectStatus(let id, let status):
+            try await conn.query("UPDATE subjects SET status = \(status.rawValue) WHERE id = \(id)", logger: log)
+        case .releaseExternalRef(let id):
+            try await conn.query("UPDATE subjects SET external_ref_hash = 'erased:' || id WHERE id = \(id)", logger: log)
+        case .putField(let f):
+            try await conn.query("""
+                INSERT INTO fields (subject_id, field, type, generation, key_group, ciphertext, stored_at, stored_by, status, retained_for, retained_until)
+                VALUES (\(f.subject), \(f.field), \(f.type.rawValue), \(f.generation), \(f.keyGroup), \(Data(f.ciphertext)), \(millis(f.storedAt)),
+                    \(f.storedBy), \(f.status.rawValue), \(f.retainedFor), \(f.retainedUntil.map(millis)))
+                ON CONFLICT (subject_id, field) DO UPDATE SET type = excluded.type, generation = excluded.generation,
+                    key_group = excluded.key_group, ciphertext = excluded.ciphertext, stored_at = excluded.stored_at,
+                    stored_by = excluded.stored_by, status = excluded.status, retained_for = excluded.retained_for,
+                    retained_until = excluded.retained_until
+                """, logger: log)
+        case .setFieldState(let subject, let field, let status, let retainedFor, let retainedUntil):
+            try await conn.query("""
+                UPDATE fields SET status = \(status.rawValue), retained_for = \(retainedFor), retained_until = \(retainedUntil.map(millis)),
+                    ciphertext = CASE WHEN \(status == .erased) THEN NULL ELSE ciphertext END
+                WHERE subject_id = \(subject) AND field = \(field)
+                """, logger: log)
+        case .deleteTokens(let subject, let field):
+            try await conn.query("DELETE FROM tokens WHERE subject_id = \(subject) AND field = \(field)", logger: log)
+        case .deleteIndex(let subject, let field):
+            try await conn.query("DELETE FROM blind_index WHERE subject_id = \(subject) AND field = \(field)", logger: log)
+        case .insertTokens(let tokens):
+            for t in tokens {
+                try await conn.query("""
+                    INSERT INTO tokens (token_hash, subject_id, field, generation, created_at, created_by)
+                    VALUES (\(t.tokenHash), \(t.subject), \(t.field), \(t.generation), \(millis(t.createdAt)), \(t.createdBy))
+                    """, logger: log)
+            }
+        case .insertIndex(let entries):
+            for i in entries {
+                try await conn.query("""
+                    INSERT INTO blind_index (field, hash, subject_id) VALUES (\(i.field), \(i.hash), \(i.subject)) ON CONFLICT DO NOTHING
+                    """, logger: log)
+            }
+        case .insertConsent(let r):
+            for try await seq in try await conn.query("""
+                INSERT INTO consent_events (id, subject_id, purpose, kind, status, channel, evidence, notice_version, recorded_by, recorded_role, recorded_at)
+                VALUES (\(r.id), \(r.subject), \(r.purpose), \(r.kind.rawValue), \(r.status.rawValue), \(r.channel), \(r.evidence.map { Data($0) }),
+                    \(r.noticeVersion), \(r.recordedBy), \(r.recordedRole), \(millis(r.recordedAt)))
+                RETURNING seq
+                """, logger: log).decode(Int64.self) { result.consentSeqs.append(seq) }
+        case .setConsentState(let subject, let purpose, let consent):
+            try await conn.query("""
+                INSERT INTO consent_state (subject_id, purpose, consent, objection, updated_seq)
+                VALUES (\(subject), \(purpose), \(consent.rawValue), FALSE, (SELECT COALESCE(MAX(seq), 0) FROM consent_events WHERE subject_id = \(subject)))
+                ON CONFLICT (subject_id, purpose) DO UPDATE SET consent = excluded.consent, updated_seq = excluded.updated_seq
+                """, logger: log)
+        case .setObjectionState(let subject, let purpose, let objected):
+            try await conn.query("""
+                INSERT INTO consent_state (subject_id, purpose, consent, objection, updated_seq)
+                VALUES (\(subject), \(purpose), 'none', \(objected), (SELECT COALESCE(MAX(seq), 0) FROM consent_events WHERE subject_id = \(subject)))
+                ON CONFLICT (subject_id, purpose) DO UPDATE SET objection = excluded.objection, updated_seq = excluded.updated_seq
+                """, logger: log)
+        case .clearEvidence(let subject):
+            try await conn.query("UPDATE consent_events SET evidence = NULL WHERE subject_id = \(subject)", logger: log)
+        case .insertErasureReceipt(let subject, let at, let json):
+            try await conn.query("INSERT INTO erasures (subject_id, erased_at, receipt) VALUES (\(subject), \(millis(at)), \(json))", logger: log)
+        case .queueKeyShred(let ids):
+            for id in ids {
+                try await conn.query("""
+                    INSERT INTO key_shred_queue (subject_id, key_group, generation, queued_at)
+                    VALUES (\(id.subject), \(id.group), \(id.generation), \(millis(Date()))) ON CONFLICT DO NOTHING
+                    """, logger: log)
+            }
+        case .dequeueKeyShred(let ids):
+            for id in ids {
+                try await conn.query("""
+                    DELETE FROM key_shred_queue WHERE subject_id = \(id.subject) AND key_group = \(id.group) AND generation = \(id.generation)
+                    """, logger: log)
+            }
+        case .insertCredential(let c):
+            try await conn.query("""
+                INSERT INTO credentials (id, service, key_hash, created_at) VALUES (\(c.id), \(c.service), \(c.keyHash), \(millis(c.createdAt)))
+                """, logger: log)
+        case .revokeCredentials(let ids, let at):
+            try await conn.query("UPDATE credentials SET revoked_at = \(millis(at)) WHERE id = ANY(\(ids)) AND revoked_at IS NULL", logger: log)
+        }
     }
 
     // MARK: audit
@@ -102,33 +249,7 @@ public final class PostgresVaultStore: VaultStore {
         }
     }
 
-    public func appendAudit(_ events: [AuditDraft]) async throws {
-        try await writer.write { conn in try await self.append(events, conn) }
-    }
-
-    // MARK: credentials
-
-    public func insertCredential(_ c: CredentialRecord, audit: AuditDraft) async throws {
-        try await writer.write { conn in
-            try await conn.query("""
-                INSERT INTO credentials (id, service, key_hash, created_at) VALUES (\(c.id), \(c.service), \(c.keyHash), \(PostgresDatabase.millis(c.createdAt)))
-                """, logger: self.log)
-            try await self.append([audit], conn)
-        }
-    }
-
-    public func revokeCredentials(service: String, at: Date, audit: AuditDraft) async throws -> Int {
-        try await writer.write { conn in
-            var n = 0
-            for try await _ in try await conn.query("""
-                UPDATE credentials SET revoked_at = \(PostgresDatabase.millis(at)) WHERE service = \(service) AND revoked_at IS NULL RETURNING 1
-                """, logger: self.log).decode(Int.self) { n += 1 }
-            var a = audit
-            a.code = "revoked_\(n)"
-            try await self.append([a], conn)
-            return n
-        }
-    }
+    // MARK: reads
 
     func credentials(_ rows: PostgresRowSequence) async throws -> [CredentialRecord] {
         var out: [CredentialRecord] = []
@@ -147,62 +268,6 @@ public final class PostgresVaultStore: VaultStore {
         try await credentials(client.query("SELECT id, service, key_hash, created_at, revoked_at FROM credentials ORDER BY created_at", logger: log))
     }
 
-    // MARK: subjects and fields
-
-    static func insert(_ f: FieldRecord, _ conn: PostgresConnection, _ log: Logger) async throws {
-        try await conn.query("""
-            INSERT INTO fields (subject_id, field, type, generation, ciphertext, stored_at, stored_by, status, retained_for, retained_until)
-            VALUES (\(f.subject), \(f.field), \(f.type.rawValue), \(f.generation), \(Data(f.ciphertext)), \(PostgresDatabase.millis(f.storedAt)),
-                \(f.storedBy), \(f.status.rawValue), \(f.retainedFor), \(f.retainedUntil.map(PostgresDatabase.millis)))
-            ON CONFLICT (subject_id, field) DO UPDATE SET type = excluded.type, generation = excluded.generation,
-                ciphertext = excluded.ciphertext, stored_at = excluded.stored_at, stored_by = excluded.stored_by,
-                status = excluded.status, retained_for = excluded.retained_for, retained_until = excluded.retained_until
-            """, logger: log)
-    }
-
-    static func insert(_ tokens: [TokenRecord], _ index: [BlindIndexEntry], _ conn: PostgresConnection, _ log: Logger) async throws {
-        for t in tokens {
-            try await conn.query("""
-                INSERT INTO tokens (token_hash, subject_id, field, generation, created_at, created_by)
-                VALUES (\(t.tokenHash), \(t.subject), \(t.field), \(t.generation), \(PostgresDatabase.millis(t.createdAt)), \(t.createdBy))
-                """, logger: log)
-        }
-        for i in index {
-            try await conn.query("""
-                INSERT INTO blind_index (field, hash, subject_id) VALUES (\(i.field), \(i.hash), \(i.subject)) ON CONFLICT DO NOTHING
-                """, logger: log)
-        }
-    }
-
-    func status(of subject: String, _ conn: PostgresConnection) async throws -> String? {
-        var status: String?
-        for try await s in try await conn.query("SELECT status FROM subjects WHERE id = \(subject)", logger: log).decode(String.self) { status = s }
-        return status
-    }
-
-    public func createSubject(_ s: SubjectRecord, fields: [FieldRecord], tokens: [TokenRecord], index: [BlindIndexEntry],
-                              audit: [AuditDraft], conflictAudit: AuditDraft) async throws -> String? {
-        try await writer.write { conn in
-            var existing: String?
-            for try await id in try await conn.query("SELECT id FROM subjects WHERE external_ref_hash = \(s.externalRefHash)", logger: self.log)
-                .decode(String.self) { existing = id }
-            if let existing {
-                var refused = conflictAudit
-                refused.subject = existing
-                try await self.append([refused], conn)
-                return existing
-            }
-            try await conn.query("""
-                INSERT INTO subjects (id, external_ref_hash, created_at, created_by, status)
-                VALUES (\(s.id), \(s.externalRefHash), \(PostgresDatabase.millis(s.createdAt)), \(s.createdBy), \(s.status.rawValue))
-                """, logger: self.log)
-            for f in fields { try await Self.insert(f, conn, self.log) }
-            try await Self.insert(tokens, index, conn, self.log)
-            try await self.append(audit, conn)
-            return nil
-        }
-    }
-
     public func subject(id: String) async throws -> SubjectRecord? {
         var out: SubjectRecord?
         for try await (id, ref, created, by, status) in try await client.query(
@@ -214,20 +279,17 @@ public final class PostgresVaultStore: VaultStore {
         return out
     }
 
-    static let fieldColumns = "subject_id, field, type, generation, ciphertext, stored_at, stored_by, status, retained_for, retained_until"
+    static let fieldColumns = "subject_id, field, type, generation, key_group, ciphertext, stored_at, stored_by, status, retained_for, retained_until"
 
     func fieldRecords(_ rows: PostgresRowSequence) async throws -> [FieldRecord] {
         var out: [FieldRecord] = []
-        for try await (s, f, t, g, c, at, by, st, rf, ru) in rows.decode((String, String, String, Int, Data?, Int64, String, String, String?, Int64?).self) {
-            out.append(FieldRecord(subject: s, field: f, type: FieldType(rawValue: t) ?? .text, generation: g, ciphertext: c.map(Array.init) ?? [],
-                                   storedAt: PostgresDatabase.date(at), storedBy: by, status: FieldRecord.Status(rawValue: st) ?? .erased,
-                                   retainedFor: rf, retainedUntil: ru.map(PostgresDatabase.date)))
+        for try await (s, f, t, g, k, c, at, by, st, rf, ru) in rows.decode(
+            (String, String, String, Int, String?, Data?, Int64, String, String, String?, Int64?).self) {
+            out.append(FieldRecord(subject: s, field: f, type: FieldType(rawValue: t) ?? .text, generation: g, keyGroup: k,
+                                   ciphertext: c.map(Array.init) ?? [], storedAt: PostgresDatabase.date(at), storedBy: by,
+                                   status: FieldRecord.Status(rawValue: st) ?? .erased, retainedFor: rf, retainedUntil: ru.map(PostgresDatabase.date)))
         }
         return out
-    }
-
-    public func fields(subject: String) async throws -> [FieldRecord] {
-        try await fieldRecords(client.query("SELECT \(unescaped: Self.fieldColumns) FROM fields WHERE subject_id = \(subject) ORDER BY field", logger: log))
     }
 
     public func fields(subjects: Set<String>) async throws -> [FieldRecord] {
@@ -235,48 +297,40 @@ public final class PostgresVaultStore: VaultStore {
         return try await fieldRecords(client.query("SELECT \(unescaped: Self.fieldColumns) FROM fields WHERE subject_id = ANY(\(Array(subjects)))", logger: log))
     }
 
-    public func putFields(subject: String, _ writes: [FieldWrite], tokens: [TokenRecord], index: [BlindIndexEntry], audit: [AuditDraft]) async throws {
-        try await writer.write { conn in
-            guard try await self.status(of: subject, conn) == "active" else { throw StoreError(.notFound) }
-            for w in writes {
-                var current: Int?
-                for try await g in try await conn.query("SELECT generation FROM fields WHERE subject_id = \(subject) AND field = \(w.record.field)",
-                                                        logger: self.log).decode(Int.self) { current = g }
-                guard current == w.replacing else { throw StoreError(.conflict) }
-                try await Self.insert(w.record, conn, self.log)
-                try await conn.query("DELETE FROM tokens WHERE subject_id = \(subject) AND field = \(w.record.field)", logger: self.log)
-                try await conn.query("DELETE FROM blind_index WHERE subject_id = \(subject) AND field = \(w.record.field)", logger: self.log)
+    public func snapshot(tokenHashes: [String], subjects: Set<String>) async throws -> StoreSnapshot {
+        // One connection, one REPEATABLE READ transaction: tokens, fields, states and statuses as of one instant.
+        try await client.withConnection { conn in
+            try await conn.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: self.log)
+            do {
+                var snap = StoreSnapshot()
+                if !tokenHashes.isEmpty {
+                    let rows = try await conn.query("""
+                        SELECT token_hash, subject_id, field, generation, created_at, created_by FROM tokens WHERE token_hash = ANY(\(Array(Set(tokenHashes))))
+                        """, logger: self.log)
+                    for try await (h, s, f, g, at, by) in rows.decode((String, String, String, Int, Int64, String).self) {
+                        snap.tokens[h] = TokenRecord(tokenHash: h, subject: s, field: f, generation: g, createdAt: PostgresDatabase.date(at), createdBy: by)
+                    }
+                }
+                let all = Array(subjects.union(snap.tokens.values.map(\.subject)))
+                if !all.isEmpty {
+                    for try await (id, status) in try await conn.query("SELECT id, status FROM subjects WHERE id = ANY(\(all))", logger: self.log)
+                        .decode((String, String).self) { snap.subjects[id] = SubjectRecord.Status(rawValue: status) ?? .erased }
+                    for f in try await self.fieldRecords(conn.query(
+                        "SELECT \(unescaped: Self.fieldColumns) FROM fields WHERE subject_id = ANY(\(all))", logger: self.log)) {
+                        snap.fields[f.subject, default: [:]][f.field] = f
+                    }
+                    for try await (s, p, c, o) in try await conn.query("""
+                        SELECT subject_id, purpose, consent, objection FROM consent_state WHERE subject_id = ANY(\(all))
+                        """, logger: self.log).decode((String, String, String, Bool).self) {
+                        snap.states[s, default: [:]][p] = PurposeState(consent: ConsentState(rawValue: c) ?? .none, objection: o)
+                    }
+                }
+                try await conn.query("COMMIT", logger: self.log)
+                return snap
+            } catch {
+                _ = try? await conn.query("ROLLBACK", logger: self.log)
+                throw error
             }
-            try await Self.insert(tokens, index, conn, self.log)
-            try await self.append(audit, conn)
-        }
-    }
-
-    public func tokens(hashes: [String]) async throws -> [String: TokenRecord] {
-        guard !hashes.isEmpty else { return [:] }
-        var out: [String: TokenRecord] = [:]
-        let rows = try await client.query("""
-            SELECT token_hash, subject_id, field, generation, created_at, created_by FROM tokens WHERE token_hash = ANY(\(Array(Set(hashes))))
-            """, logger: log)
-        for try await (h, s, f, g, at, by) in rows.decode((String, String, String, Int, Int64, String).self) {
-            out[h] = TokenRecord(tokenHash: h, subject: s, field: f, generation: g, createdAt: PostgresDatabase.date(at), createdBy: by)
-        }
-        return out
-    }
-
-    // MARK: lookup and consent
-
-    public func insertTokens(_ tokens: [TokenRecord], audit: [AuditDraft]) async throws {
-        try await writer.write { conn in
-            for t in tokens {
-                var current: Int?
-                for try await g in try await conn.query("""
-                    SELECT generation FROM fields WHERE subject_id = \(t.subject) AND field = \(t.field) AND status <> 'erased'
-                    """, logger: self.log).decode(Int.self) { current = g }
-                guard current == t.generation else { throw StoreError(.conflict) }
-            }
-            try await Self.insert(tokens, [], conn, self.log)
-            try await self.append(audit, conn)
         }
     }
 
@@ -286,32 +340,6 @@ public final class PostgresVaultStore: VaultStore {
             SELECT subject_id FROM blind_index WHERE field = \(field) AND hash = \(hash) ORDER BY subject_id
             """, logger: log).decode(String.self) { out.append(s) }
         return out
-    }
-
-    public func appendConsent(_ r: ConsentRecord, audit: AuditDraft) async throws -> Int64 {
-        try await writer.write { conn in
-            guard try await self.status(of: r.subject, conn) == "active" else { throw StoreError(.notFound) }
-            var seq: Int64 = 0
-            for try await s in try await conn.query("""
-                INSERT INTO consent_events (id, subject_id, purpose, kind, status, channel, evidence, notice_version, recorded_by, recorded_role, recorded_at)
-                VALUES (\(r.id), \(r.subject), \(r.purpose), \(r.kind.rawValue), \(r.status.rawValue), \(r.channel), \(r.evidence.map { Data($0) }),
-                    \(r.noticeVersion), \(r.recordedBy), \(r.recordedRole), \(PostgresDatabase.millis(r.recordedAt)))
-                RETURNING seq
-                """, logger: self.log).decode(Int64.self) { seq = s }
-            let isConsent = r.kind == .consent
-            let consent = r.status == .granted ? "granted" : (r.status == .revoked ? "revoked" : "none")
-            let objection = r.status == .objected
-            try await conn.query("""
-                INSERT INTO consent_state (subject_id, purpose, consent, objection, updated_seq)
-                VALUES (\(r.subject), \(r.purpose), \(consent), \(objection), \(seq))
-                ON CONFLICT (subject_id, purpose) DO UPDATE SET
-                    consent = CASE WHEN \(isConsent) THEN excluded.consent ELSE consent_state.consent END,
-                    objection = CASE WHEN \(isConsent) THEN consent_state.objection ELSE excluded.objection END,
-                    updated_seq = excluded.updated_seq
-                """, logger: self.log)
-            try await self.append([audit], conn)
-            return seq
-        }
     }
 
     public func consentHistory(subject: String) async throws -> [ConsentRecord] {
@@ -325,18 +353,6 @@ public final class PostgresVaultStore: VaultStore {
             out.append(ConsentRecord(id: id, subject: s, purpose: p, kind: ConsentRecord.Kind(rawValue: k) ?? .consent,
                                      status: ConsentRecord.Status(rawValue: st) ?? .revoked, channel: ch, evidence: ev.map(Array.init),
                                      noticeVersion: nv, recordedBy: by, recordedRole: role, recordedAt: PostgresDatabase.date(at), seq: seq))
-        }
-        return out
-    }
-
-    public func consentStates(subjects: Set<String>) async throws -> [String: [String: PurposeState]] {
-        guard !subjects.isEmpty else { return [:] }
-        var out: [String: [String: PurposeState]] = [:]
-        for try await (s, p, c, o) in try await client.query("""
-            SELECT subject_id, purpose, consent, objection FROM consent_state WHERE subject_id = ANY(\(Array(subjects)))
-            """, logger: log).decode((String, String, String, Bool).self) {
-            let consent: ConsentState = c == "granted" ? .granted : (c == "revoked" ? .revoked : .none)
-            out[s, default: [:]][p] = PurposeState(consent: consent, objection: o)
         }
         return out
     }
@@ -394,66 +410,24 @@ public final class PostgresVaultStore: VaultStore {
         try await events(client.query("SELECT \(unescaped: Self.auditColumns) FROM audit_events ORDER BY seq DESC LIMIT 1", logger: log)).first
     }
 
-    // MARK: erasure and retention
-
-    static let receiptEncoder: JSONEncoder = {
-        let e = JSONEncoder()
-        e.outputFormatting = [.sortedKeys]
-        e.dateEncodingStrategy = .millisecondsSince1970
-        return e
-    }()
-
-    public func erase(subject: String, erased: [String], retained: [RetainedField], receipt: ErasureReceipt, audit: AuditDraft) async throws {
-        let json = String(decoding: try Self.receiptEncoder.encode(receipt), as: UTF8.self)
-        try await writer.write { conn in
-            guard try await self.status(of: subject, conn) != nil else { throw StoreError(.notFound) }
-            for field in erased {
-                try await conn.query("""
-                    UPDATE fields SET status = 'erased', ciphertext = NULL, retained_for = NULL, retained_until = NULL
-                    WHERE subject_id = \(subject) AND field = \(field)
-                    """, logger: self.log)
-                try await conn.query("DELETE FROM blind_index WHERE subject_id = \(subject) AND field = \(field)", logger: self.log)
-            }
-            for r in retained {
-                try await conn.query("""
-                    UPDATE fields SET status = 'blocked', retained_for = \(r.purpose), retained_until = \(PostgresDatabase.millis(r.until))
-                    WHERE subject_id = \(subject) AND field = \(r.field)
-                    """, logger: self.log)
-            }
-            try await conn.query("UPDATE subjects SET status = 'erased', external_ref_hash = 'erased:' || id WHERE id = \(subject)", logger: self.log)
-            try await conn.query("UPDATE consent_events SET evidence = NULL WHERE subject_id = \(subject)", logger: self.log)
-            try await conn.query("""
-                INSERT INTO erasures (subject_id, erased_at, receipt) VALUES (\(subject), \(PostgresDatabase.millis(receipt.erasedAt)), \(json))
-                """, logger: self.log)
-            try await self.append([audit], conn)
-        }
-    }
-
-    public func erasureReceipt(subject: String) async throws -> ErasureReceipt? {
+    public func erasureReceiptJSON(subject: String) async throws -> String? {
         var json: String?
         for try await r in try await client.query("SELECT receipt FROM erasures WHERE subject_id = \(subject)", logger: log).decode(String.self) { json = r }
-        guard let json else { return nil }
-        let d = JSONDecoder()
-        d.dateDecodingStrategy = .millisecondsSince1970
-        return try d.decode(ErasureReceipt.self, from: Data(json.utf8))
+        return json
     }
 
-    public func expiredRetentions(now: Date) async throws -> [FieldRecord] {
+    public func expiredRetentions(now: Date, limit: Int) async throws -> [FieldRecord] {
         try await fieldRecords(client.query("""
             SELECT \(unescaped: Self.fieldColumns) FROM fields WHERE status = 'blocked' AND retained_until <= \(PostgresDatabase.millis(now))
-            ORDER BY subject_id, field LIMIT 10000
+            ORDER BY subject_id, field LIMIT \(limit)
             """, logger: log))
     }
 
-    public func shredExpired(_ fields: [FieldRecord], audit: [AuditDraft]) async throws {
-        try await writer.write { conn in
-            for f in fields {
-                try await conn.query("""
-                    UPDATE fields SET status = 'erased', ciphertext = NULL WHERE subject_id = \(f.subject) AND field = \(f.field) AND status = 'blocked'
-                    """, logger: self.log)
-                try await conn.query("DELETE FROM blind_index WHERE subject_id = \(f.subject) AND field = \(f.field)", logger: self.log)
-            }
-            try await self.append(audit, conn)
-        }
+    public func queuedKeyShreds(limit: Int) async throws -> [DataKeyID] {
+        var out: [DataKeyID] = []
+        for try await (s, g, n) in try await client.query("""
+            SELECT subject_id, key_group, generation FROM key_shred_queue ORDER BY queued_at LIMIT \(limit)
+            """, logger: log).decode((String, String, Int).self) { out.append(DataKeyID(subject: s, group: g, generation: n)) }
+        return out
     }
 }

@@ -1,5 +1,5 @@
 public import CofreCore
-import Foundation
+public import Foundation
 import GRDB
 
 /// The data-key store on SQLite (`keys/datakeys.sqlite` by default), a file apart from the data store.
@@ -28,6 +28,12 @@ public final class SQLiteKeyStore: DataKeyStore {
         }
         migrator.registerMigration("v2-usage-counter") { db in
             try db.execute(sql: "ALTER TABLE data_keys ADD COLUMN uses INTEGER NOT NULL DEFAULT 0")
+        }
+        migrator.registerMigration("v3-sweeper") { db in
+            try db.execute(sql: """
+                CREATE INDEX data_keys_created ON data_keys(created_at, subject_id, key_group, generation);
+                CREATE TABLE sweep_state (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+                """)
         }
         try migrator.migrate(pool)
     }
@@ -123,6 +129,41 @@ public final class SQLiteKeyStore: DataKeyStore {
                 UPDATE data_keys SET uses = uses + ? WHERE subject_id = ? AND key_group = ? AND generation = ? AND uses + ? <= ?
                 """, arguments: [count, id.subject, id.group, id.generation, count, limit])
             return db.changesCount == 1
+        }
+    }
+
+    public func ids(subject: String) async throws -> [DataKeyID] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT key_group, generation FROM data_keys WHERE subject_id = ?", arguments: [subject]).map {
+                DataKeyID(subject: subject, group: $0["key_group"], generation: $0["generation"])
+            }
+        }
+    }
+
+    public func scan(after cursor: KeyScanCursor?, createdThrough: Date, limit: Int) async throws -> [(id: DataKeyID, createdAt: Date)] {
+        let c = cursor ?? KeyScanCursor(createdAtMillis: Int64.min, subject: "", group: "", generation: Int.min)
+        return try await pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT subject_id, key_group, generation, created_at FROM data_keys
+                WHERE (created_at, subject_id, key_group, generation) > (?, ?, ?, ?) AND created_at <= ?
+                ORDER BY created_at, subject_id, key_group, generation LIMIT ?
+                """, arguments: [c.createdAtMillis, c.subject, c.group, c.generation, SQLiteDatabase.millis(createdThrough), limit]).map {
+                (DataKeyID(subject: $0["subject_id"], group: $0["key_group"], generation: $0["generation"]),
+                 SQLiteDatabase.date($0["created_at"] as Int64))
+            }
+        }
+    }
+
+    public func sweepCursor() async throws -> KeyScanCursor? {
+        let json = try await pool.read { db in try String.fetchOne(db, sql: "SELECT value FROM sweep_state WHERE name = 'orphan_cursor'") }
+        return try json.map { try JSONDecoder().decode(KeyScanCursor.self, from: Data($0.utf8)) }
+    }
+
+    public func setSweepCursor(_ cursor: KeyScanCursor) async throws {
+        let json = String(decoding: try JSONEncoder().encode(cursor), as: UTF8.self)
+        try await pool.write { db in
+            try db.execute(sql: "INSERT INTO sweep_state (name, value) VALUES ('orphan_cursor', ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                           arguments: [json])
         }
     }
 }

@@ -135,6 +135,18 @@ public final class SQLiteVaultStore: VaultStore {
                 CREATE INDEX fields_retention ON fields(status, retained_until);
                 """)
         }
+        m.registerMigration("v5-atomic-writes") { db in
+            try db.execute(sql: """
+                ALTER TABLE fields ADD COLUMN key_group TEXT;
+                CREATE TABLE key_shred_queue (
+                    subject_id TEXT NOT NULL,
+                    key_group TEXT NOT NULL,
+                    generation INTEGER NOT NULL,
+                    queued_at INTEGER NOT NULL,
+                    PRIMARY KEY (subject_id, key_group, generation)
+                );
+                """)
+        }
         return m
     }
 
@@ -142,8 +154,143 @@ public final class SQLiteVaultStore: VaultStore {
         try Self.migrator.migrate(pool)
     }
 
+    public func appliedMigrations() async throws -> [String] {
+        try await pool.read { db in try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations ORDER BY rowid") }
+    }
+
     public func checkHealth() async throws {
         _ = try await pool.read { db in try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM audit_events") }
+    }
+
+    // MARK: the write primitive
+
+    public func commit(_ batch: WriteBatch) async throws -> CommitResult {
+        try await writer.write { db in
+            var result = CommitResult()
+            for op in batch.ops { try Self.apply(op, db, &result) }
+            try self.append(batch.audit, db)
+            return result
+        }
+    }
+
+    static func status(_ subject: String, _ db: Database) throws -> SubjectRecord.Status? {
+        try String.fetchOne(db, sql: "SELECT status FROM subjects WHERE id = ?", arguments: [subject]).map { SubjectRecord.Status(rawValue: $0) ?? .erased }
+    }
+
+    static func apply(_ op: WriteOp, _ db: Database, _ result: inout CommitResult) throws {
+        switch op {
+        case .expectSubject(let id, let allowed):
+            guard let status = try status(id, db) else { throw StoreError(.notFound) }
+            guard allowed.contains(status) else { throw StoreError(.subjectGone) }
+        case .expectExternalRefFree(let hash):
+            if let existing = try String.fetchOne(db, sql: "SELECT id FROM subjects WHERE external_ref_hash = ?", arguments: [hash]) {
+                throw StoreError(.exists, subject: existing)
+            }
+        case .expectField(let subject, let field, let generation, let statuses):
+            let row = try Row.fetchOne(db, sql: "SELECT generation, status FROM fields WHERE subject_id = ? AND field = ?", arguments: [subject, field])
+            guard row?["generation"] as Int? == generation else { throw StoreError(.conflict) }
+            if let statuses, let row, !statuses.contains(FieldRecord.Status(rawValue: row["status"]) ?? .erased) { throw StoreError(.conflict) }
+        case .expectFieldSet(let subject, let expected):
+            var found: [String: Int] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT field, generation FROM fields WHERE subject_id = ?", arguments: [subject]) {
+                found[row["field"]] = row["generation"]
+            }
+            guard found == expected else { throw StoreError(.conflict) }
+        case .insertSubject(let s):
+            try db.execute(
+                sql: "INSERT INTO subjects (id, external_ref_hash, created_at, created_by, status) VALUES (?, ?, ?, ?, ?)",
+                arguments: [s.id, s.externalRefHash, SQLiteDatabase.millis(s.createdAt), s.createdBy, s.status.rawValue])
+        case .setSubjectStatus(let id, let status):
+            try db.execute(sql: "UPDATE subjects SET status = ? WHERE id = ?", arguments: [status.rawValue, id])
+        case .releaseExternalRef(let id):
+            try db.execute(sql: "UPDATE subjects SET external_ref_hash = 'erased:' || id WHERE id = ?", arguments: [id])
+        case .putField(let f):
+            try db.execute(
+                sql: """
+                    INSERT INTO fields (subject_id, field, type, generation, key_group, ciphertext, stored_at, stored_by, status,
+                        retained_for, retained_until)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (subject_id, field) DO UPDATE SET type = excluded.type, generation = excluded.generation,
+                        key_group = excluded.key_group, ciphertext = excluded.ciphertext, stored_at = excluded.stored_at,
+                        stored_by = excluded.stored_by, status = excluded.status, retained_for = excluded.retained_for,
+                        retained_until = excluded.retained_until
+                    """,
+                arguments: [f.subject, f.field, f.type.rawValue, f.generation, f.keyGroup, Data(f.ciphertext), SQLiteDatabase.millis(f.storedAt),
+                            f.storedBy, f.status.rawValue, f.retainedFor, f.retainedUntil.map(SQLiteDatabase.millis)])
+        case .setFieldState(let subject, let field, let status, let retainedFor, let retainedUntil):
+            try db.execute(
+                sql: """
+                    UPDATE fields SET status = ?, retained_for = ?, retained_until = ?,
+                        ciphertext = CASE WHEN ? = 'erased' THEN NULL ELSE ciphertext END
+                    WHERE subject_id = ? AND field = ?
+                    """,
+                arguments: [status.rawValue, retainedFor, retainedUntil.map(SQLiteDatabase.millis), status.rawValue, subject, field])
+        case .deleteTokens(let subject, let field):
+            try db.execute(sql: "DELETE FROM tokens WHERE subject_id = ? AND field = ?", arguments: [subject, field])
+        case .deleteIndex(let subject, let field):
+            try db.execute(sql: "DELETE FROM blind_index WHERE subject_id = ? AND field = ?", arguments: [subject, field])
+        case .insertTokens(let tokens):
+            for t in tokens {
+                try db.execute(
+                    sql: "INSERT INTO tokens (token_hash, subject_id, field, generation, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)",
+                    arguments: [t.tokenHash, t.subject, t.field, t.generation, SQLiteDatabase.millis(t.createdAt), t.createdBy])
+            }
+        case .insertIndex(let entries):
+            for i in entries {
+                try db.execute(sql: "INSERT OR IGNORE INTO blind_index (field, hash, subject_id) VALUES (?, ?, ?)",
+                               arguments: [i.field, i.hash, i.subject])
+            }
+        case .insertConsent(let r):
+            try db.execute(
+                sql: """
+                    INSERT INTO consent_events (id, subject_id, purpose, kind, status, channel, evidence, notice_version,
+                        recorded_by, recorded_role, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [r.id, r.subject, r.purpose, r.kind.rawValue, r.status.rawValue, r.channel, r.evidence.map { Data($0) },
+                            r.noticeVersion, r.recordedBy, r.recordedRole, SQLiteDatabase.millis(r.recordedAt)])
+            result.consentSeqs.append(db.lastInsertedRowID)
+        case .setConsentState(let subject, let purpose, let consent):
+            try db.execute(
+                sql: """
+                    INSERT INTO consent_state (subject_id, purpose, consent, objection, updated_seq)
+                    VALUES (?, ?, ?, 0, (SELECT COALESCE(MAX(seq), 0) FROM consent_events WHERE subject_id = ?))
+                    ON CONFLICT (subject_id, purpose) DO UPDATE SET consent = excluded.consent, updated_seq = excluded.updated_seq
+                    """,
+                arguments: [subject, purpose, consent.rawValue, subject])
+        case .setObjectionState(let subject, let purpose, let objected):
+            try db.execute(
+                sql: """
+                    INSERT INTO consent_state (subject_id, purpose, consent, objection, updated_seq)
+                    VALUES (?, ?, 'none', ?, (SELECT COALESCE(MAX(seq), 0) FROM consent_events WHERE subject_id = ?))
+                    ON CONFLICT (subject_id, purpose) DO UPDATE SET objection = excluded.objection, updated_seq = excluded.updated_seq
+                    """,
+                arguments: [subject, purpose, objected ? 1 : 0, subject])
+        case .clearEvidence(let subject):
+            try db.execute(sql: "UPDATE consent_events SET evidence = NULL WHERE subject_id = ?", arguments: [subject])
+        case .insertErasureReceipt(let subject, let at, let json):
+            try db.execute(sql: "INSERT INTO erasures (subject_id, erased_at, receipt) VALUES (?, ?, ?)",
+                           arguments: [subject, SQLiteDatabase.millis(at), json])
+        case .queueKeyShred(let ids):
+            for id in ids {
+                try db.execute(
+                    sql: "INSERT OR IGNORE INTO key_shred_queue (subject_id, key_group, generation, queued_at) VALUES (?, ?, ?, ?)",
+                    arguments: [id.subject, id.group, id.generation, SQLiteDatabase.millis(Date())])
+            }
+        case .dequeueKeyShred(let ids):
+            for id in ids {
+                try db.execute(sql: "DELETE FROM key_shred_queue WHERE subject_id = ? AND key_group = ? AND generation = ?",
+                               arguments: [id.subject, id.group, id.generation])
+            }
+        case .insertCredential(let c):
+            try db.execute(
+                sql: "INSERT INTO credentials (id, service, key_hash, created_at, revoked_at) VALUES (?, ?, ?, ?, NULL)",
+                arguments: [c.id, c.service, c.keyHash, SQLiteDatabase.millis(c.createdAt)])
+        case .revokeCredentials(let ids, let at):
+            for id in ids {
+                try db.execute(sql: "UPDATE credentials SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                               arguments: [SQLiteDatabase.millis(at), id])
+            }
+        }
     }
 
     // MARK: audit
@@ -176,32 +323,7 @@ public final class SQLiteVaultStore: VaultStore {
         }
     }
 
-    public func appendAudit(_ events: [AuditDraft]) async throws {
-        try await writer.write { db in try self.append(events, db) }
-    }
-
-    // MARK: credentials
-
-    public func insertCredential(_ c: CredentialRecord, audit: AuditDraft) async throws {
-        try await writer.write { db in
-            try db.execute(
-                sql: "INSERT INTO credentials (id, service, key_hash, created_at, revoked_at) VALUES (?, ?, ?, ?, NULL)",
-                arguments: [c.id, c.service, c.keyHash, SQLiteDatabase.millis(c.createdAt)])
-            try self.append([audit], db)
-        }
-    }
-
-    public func revokeCredentials(service: String, at: Date, audit: AuditDraft) async throws -> Int {
-        try await writer.write { db in
-            try db.execute(sql: "UPDATE credentials SET revoked_at = ? WHERE service = ? AND revoked_at IS NULL",
-                           arguments: [SQLiteDatabase.millis(at), service])
-            let n = db.changesCount
-            var a = audit
-            a.code = "revoked_\(n)"
-            try self.append([a], db)
-            return n
-        }
-    }
+    // MARK: reads
 
     static func credential(_ row: Row) -> CredentialRecord {
         CredentialRecord(id: row["id"], service: row["service"], keyHash: row["key_hash"],
@@ -221,53 +343,6 @@ public final class SQLiteVaultStore: VaultStore {
         }
     }
 
-    // MARK: subjects and fields
-
-    static func insert(_ f: FieldRecord, _ db: Database) throws {
-        try db.execute(
-            sql: """
-                INSERT INTO fields (subject_id, field, type, generation, ciphertext, stored_at, stored_by, status, retained_for, retained_until)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT (subject_id, field) DO UPDATE SET type = excluded.type, generation = excluded.generation,
-                    ciphertext = excluded.ciphertext, stored_at = excluded.stored_at, stored_by = excluded.stored_by,
-                    status = excluded.status, retained_for = excluded.retained_for, retained_until = excluded.retained_until
-                """,
-            arguments: [f.subject, f.field, f.type.rawValue, f.generation, Data(f.ciphertext), SQLiteDatabase.millis(f.storedAt),
-                        f.storedBy, f.status.rawValue, f.retainedFor, f.retainedUntil.map(SQLiteDatabase.millis)])
-    }
-
-    static func insert(_ tokens: [TokenRecord], _ index: [BlindIndexEntry], _ db: Database) throws {
-        for t in tokens {
-            try db.execute(
-                sql: "INSERT INTO tokens (token_hash, subject_id, field, generation, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)",
-                arguments: [t.tokenHash, t.subject, t.field, t.generation, SQLiteDatabase.millis(t.createdAt), t.createdBy])
-        }
-        for i in index {
-            try db.execute(sql: "INSERT OR IGNORE INTO blind_index (field, hash, subject_id) VALUES (?, ?, ?)",
-                           arguments: [i.field, i.hash, i.subject])
-        }
-    }
-
-    public func createSubject(_ s: SubjectRecord, fields: [FieldRecord], tokens: [TokenRecord], index: [BlindIndexEntry],
-                              audit: [AuditDraft], conflictAudit: AuditDraft) async throws -> String? {
-        // Decide the conflict and write in one transaction, so two racing creates cannot both win.
-        return try await writer.write { db in
-            if let existing = try String.fetchOne(db, sql: "SELECT id FROM subjects WHERE external_ref_hash = ?", arguments: [s.externalRefHash]) {
-                var refused = conflictAudit
-                refused.subject = existing
-                try self.append([refused], db)
-                return existing
-            }
-            try db.execute(
-                sql: "INSERT INTO subjects (id, external_ref_hash, created_at, created_by, status) VALUES (?, ?, ?, ?, ?)",
-                arguments: [s.id, s.externalRefHash, SQLiteDatabase.millis(s.createdAt), s.createdBy, s.status.rawValue])
-            for f in fields { try Self.insert(f, db) }
-            try Self.insert(tokens, index, db)
-            try self.append(audit, db)
-            return nil
-        }
-    }
-
     public func subject(id: String) async throws -> SubjectRecord? {
         try await pool.read { db in
             try Row.fetchOne(db, sql: "SELECT * FROM subjects WHERE id = ?", arguments: [id]).map { row in
@@ -282,16 +357,10 @@ public final class SQLiteVaultStore: VaultStore {
         let ciphertext: Data? = row["ciphertext"]
         return FieldRecord(
             subject: row["subject_id"], field: row["field"], type: FieldType(rawValue: row["type"]) ?? .text,
-            generation: row["generation"], ciphertext: ciphertext.map(Array.init) ?? [],
+            generation: row["generation"], keyGroup: row["key_group"], ciphertext: ciphertext.map(Array.init) ?? [],
             storedAt: SQLiteDatabase.date(row["stored_at"] as Int64), storedBy: row["stored_by"],
             status: FieldRecord.Status(rawValue: row["status"]) ?? .erased, retainedFor: row["retained_for"],
             retainedUntil: SQLiteDatabase.date(row["retained_until"] as Int64?))
-    }
-
-    public func fields(subject: String) async throws -> [FieldRecord] {
-        try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM fields WHERE subject_id = ? ORDER BY field", arguments: [subject]).map(Self.field)
-        }
     }
 
     public func fields(subjects: Set<String>) async throws -> [FieldRecord] {
@@ -305,51 +374,28 @@ public final class SQLiteVaultStore: VaultStore {
         }
     }
 
-    public func putFields(subject: String, _ writes: [FieldWrite], tokens: [TokenRecord], index: [BlindIndexEntry], audit: [AuditDraft]) async throws {
-        try await writer.write { db in
-            guard try String.fetchOne(db, sql: "SELECT status FROM subjects WHERE id = ?", arguments: [subject]) == "active" else {
-                throw StoreError(.notFound)
-            }
-            for w in writes {
-                let current = try Int.fetchOne(db, sql: "SELECT generation FROM fields WHERE subject_id = ? AND field = ?",
-                                               arguments: [subject, w.record.field])
-                guard current == w.replacing else { throw StoreError(.conflict) }
-                try Self.insert(w.record, db)
-                // Old tokens and index entries of a replaced field stop resolving.
-                try db.execute(sql: "DELETE FROM tokens WHERE subject_id = ? AND field = ?", arguments: [subject, w.record.field])
-                try db.execute(sql: "DELETE FROM blind_index WHERE subject_id = ? AND field = ?", arguments: [subject, w.record.field])
-            }
-            try Self.insert(tokens, index, db)
-            try self.append(audit, db)
-        }
-    }
-
-    public func tokens(hashes: [String]) async throws -> [String: TokenRecord] {
-        guard !hashes.isEmpty else { return [:] }
-        return try await pool.read { db in
-            var out: [String: TokenRecord] = [:]
-            for h in Set(hashes) {
+    public func snapshot(tokenHashes: [String], subjects: Set<String>) async throws -> StoreSnapshot {
+        try await pool.read { db in
+            var snap = StoreSnapshot()
+            for h in Set(tokenHashes) {
                 if let row = try Row.fetchOne(db, sql: "SELECT * FROM tokens WHERE token_hash = ?", arguments: [h]) {
-                    out[h] = TokenRecord(tokenHash: row["token_hash"], subject: row["subject_id"], field: row["field"],
-                                         generation: row["generation"], createdAt: SQLiteDatabase.date(row["created_at"] as Int64),
-                                         createdBy: row["created_by"])
+                    snap.tokens[h] = TokenRecord(tokenHash: row["token_hash"], subject: row["subject_id"], field: row["field"],
+                                                 generation: row["generation"], createdAt: SQLiteDatabase.date(row["created_at"] as Int64),
+                                                 createdBy: row["created_by"])
                 }
             }
-            return out
-        }
-    }
-
-    // MARK: lookup and consent
-
-    public func insertTokens(_ tokens: [TokenRecord], audit: [AuditDraft]) async throws {
-        try await writer.write { db in
-            for t in tokens {
-                let current = try Int.fetchOne(db, sql: "SELECT generation FROM fields WHERE subject_id = ? AND field = ? AND status != 'erased'",
-                                               arguments: [t.subject, t.field])
-                guard current == t.generation else { throw StoreError(.conflict) }
+            for s in subjects.union(snap.tokens.values.map(\.subject)) {
+                guard let status = try Self.status(s, db) else { continue }
+                snap.subjects[s] = status
+                for f in try Row.fetchAll(db, sql: "SELECT * FROM fields WHERE subject_id = ?", arguments: [s]).map(Self.field) {
+                    snap.fields[s, default: [:]][f.field] = f
+                }
+                for row in try Row.fetchAll(db, sql: "SELECT purpose, consent, objection FROM consent_state WHERE subject_id = ?", arguments: [s]) {
+                    snap.states[s, default: [:]][row["purpose"]] = PurposeState(
+                        consent: ConsentState(rawValue: row["consent"]) ?? .none, objection: (row["objection"] as Int) != 0)
+                }
             }
-            try Self.insert(tokens, [], db)
-            try self.append(audit, db)
+            return snap
         }
     }
 
@@ -357,40 +403,6 @@ public final class SQLiteVaultStore: VaultStore {
         try await pool.read { db in
             try String.fetchAll(db, sql: "SELECT subject_id FROM blind_index WHERE field = ? AND hash = ? ORDER BY subject_id",
                                 arguments: [field, hash])
-        }
-    }
-
-    public func appendConsent(_ r: ConsentRecord, audit: AuditDraft) async throws -> Int64 {
-        try await writer.write { db in
-            guard try String.fetchOne(db, sql: "SELECT status FROM subjects WHERE id = ?", arguments: [r.subject]) == "active" else {
-                throw StoreError(.notFound)
-            }
-            try db.execute(
-                sql: """
-                    INSERT INTO consent_events (id, subject_id, purpose, kind, status, channel, evidence, notice_version,
-                        recorded_by, recorded_role, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """,
-                arguments: [r.id, r.subject, r.purpose, r.kind.rawValue, r.status.rawValue, r.channel, r.evidence.map { Data($0) },
-                            r.noticeVersion, r.recordedBy, r.recordedRole, SQLiteDatabase.millis(r.recordedAt)])
-            let seq = db.lastInsertedRowID
-            // The folded state, kept in the same transaction so reads never replay the ledger.
-            let (consentColumn, consentValue, objectionValue): (String, String, Int) = switch r.status {
-            case .granted: ("consent", "granted", 0)
-            case .revoked: ("consent", "revoked", 0)
-            case .objected: ("objection", "none", 1)
-            case .withdrawn: ("objection", "none", 0)
-            }
-            try db.execute(
-                sql: """
-                    INSERT INTO consent_state (subject_id, purpose, consent, objection, updated_seq) VALUES (?, ?, ?, ?, ?)
-                    ON CONFLICT (subject_id, purpose) DO UPDATE SET
-                        consent = CASE WHEN ? = 'consent' THEN excluded.consent ELSE consent END,
-                        objection = CASE WHEN ? = 'objection' THEN excluded.objection ELSE objection END,
-                        updated_seq = excluded.updated_seq
-                    """,
-                arguments: [r.subject, r.purpose, consentValue, objectionValue, seq, consentColumn, consentColumn])
-            try self.append([audit], db)
-            return seq
         }
     }
 
@@ -407,26 +419,6 @@ public final class SQLiteVaultStore: VaultStore {
             }
         }
     }
-
-    public func consentStates(subjects: Set<String>) async throws -> [String: [String: PurposeState]] {
-        guard !subjects.isEmpty else { return [:] }
-        return try await pool.read { db in
-            var out: [String: [String: PurposeState]] = [:]
-            for s in subjects {
-                for row in try Row.fetchAll(db, sql: "SELECT purpose, consent, objection FROM consent_state WHERE subject_id = ?", arguments: [s]) {
-                    let consent: ConsentState = switch row["consent"] as String {
-                    case "granted": .granted
-                    case "revoked": .revoked
-                    default: .none
-                    }
-                    out[s, default: [:]][row["purpose"]] = PurposeState(consent: consent, objection: (row["objection"] as Int) != 0)
-                }
-            }
-            return out
-        }
-    }
-
-    // MARK: reading the audit log
 
     static func event(_ row: Row) -> AuditEvent {
         let fields: String = row["fields"]
@@ -474,62 +466,21 @@ public final class SQLiteVaultStore: VaultStore {
         try await pool.read { db in try Row.fetchOne(db, sql: "SELECT * FROM audit_events ORDER BY seq DESC LIMIT 1").map(Self.event) }
     }
 
-    // MARK: erasure and retention
-
-    static let receiptEncoder: JSONEncoder = {
-        let e = JSONEncoder()
-        e.outputFormatting = [.sortedKeys]
-        e.dateEncodingStrategy = .millisecondsSince1970
-        return e
-    }()
-
-    public func erase(subject: String, erased: [String], retained: [RetainedField], receipt: ErasureReceipt, audit: AuditDraft) async throws {
-        let json = String(decoding: try Self.receiptEncoder.encode(receipt), as: UTF8.self)
-        try await writer.write { db in
-            guard try String.fetchOne(db, sql: "SELECT status FROM subjects WHERE id = ?", arguments: [subject]) != nil else {
-                throw StoreError(.notFound)
-            }
-            for field in erased {
-                try db.execute(sql: "UPDATE fields SET status = 'erased', ciphertext = NULL, retained_for = NULL, retained_until = NULL WHERE subject_id = ? AND field = ?",
-                               arguments: [subject, field])
-                try db.execute(sql: "DELETE FROM blind_index WHERE subject_id = ? AND field = ?", arguments: [subject, field])
-            }
-            for r in retained {
-                try db.execute(sql: "UPDATE fields SET status = 'blocked', retained_for = ?, retained_until = ? WHERE subject_id = ? AND field = ?",
-                               arguments: [r.purpose, SQLiteDatabase.millis(r.until), subject, r.field])
-            }
-            // The external reference no longer leads to this subject; the CRM may register the person anew.
-            try db.execute(sql: "UPDATE subjects SET status = 'erased', external_ref_hash = 'erased:' || id WHERE id = ?", arguments: [subject])
-            try db.execute(sql: "UPDATE consent_events SET evidence = NULL WHERE subject_id = ?", arguments: [subject])
-            try db.execute(sql: "INSERT INTO erasures (subject_id, erased_at, receipt) VALUES (?, ?, ?)",
-                           arguments: [subject, SQLiteDatabase.millis(receipt.erasedAt), json])
-            try self.append([audit], db)
-        }
+    public func erasureReceiptJSON(subject: String) async throws -> String? {
+        try await pool.read { db in try String.fetchOne(db, sql: "SELECT receipt FROM erasures WHERE subject_id = ?", arguments: [subject]) }
     }
 
-    public func erasureReceipt(subject: String) async throws -> ErasureReceipt? {
-        let json = try await pool.read { db in try String.fetchOne(db, sql: "SELECT receipt FROM erasures WHERE subject_id = ?", arguments: [subject]) }
-        guard let json else { return nil }
-        let d = JSONDecoder()
-        d.dateDecodingStrategy = .millisecondsSince1970
-        return try d.decode(ErasureReceipt.self, from: Data(json.utf8))
-    }
-
-    public func expiredRetentions(now: Date) async throws -> [FieldRecord] {
+    public func expiredRetentions(now: Date, limit: Int) async throws -> [FieldRecord] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM fields WHERE status = 'blocked' AND retained_until <= ? ORDER BY subject_id, field LIMIT 10000",
-                             arguments: [SQLiteDatabase.millis(now)]).map(Self.field)
+            try Row.fetchAll(db, sql: "SELECT * FROM fields WHERE status = 'blocked' AND retained_until <= ? ORDER BY subject_id, field LIMIT ?",
+                             arguments: [SQLiteDatabase.millis(now), limit]).map(Self.field)
         }
     }
 
-    public func shredExpired(_ fields: [FieldRecord], audit: [AuditDraft]) async throws {
-        try await writer.write { db in
-            for f in fields {
-                try db.execute(sql: "UPDATE fields SET status = 'erased', ciphertext = NULL WHERE subject_id = ? AND field = ? AND status = 'blocked'",
-                               arguments: [f.subject, f.field])
-                try db.execute(sql: "DELETE FROM blind_index WHERE subject_id = ? AND field = ?", arguments: [f.subject, f.field])
-            }
-            try self.append(audit, db)
+    public func queuedKeyShreds(limit: Int) async throws -> [DataKeyID] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT subject_id, key_group, generation FROM key_shred_queue ORDER BY queued_at LIMIT ?",
+                             arguments: [limit]).map { DataKeyID(subject: $0["subject_id"], group: $0["key_group"], generation: $0["generation"]) }
         }
     }
 }

@@ -156,10 +156,12 @@ struct SubjectAndRevealTests {
             #expect(r2.results[1]["value"] as? String == "+5511912345678")
             return subject
         }
-        // Generations 1 and 2 of the phone's data key were destroyed; only generation 3 remains.
-        let ids = (1...3).map { DataKeyID(subject: subject, group: "phone", generation: $0) }
-        let keys = try await tv.vault.dataKeys.store.fetch(ids)
-        #expect(Set(keys.keys) == [ids[2]])
+        // Generations 1 and 2 of the phone's data key were destroyed; only generation 3's remains, in a
+        // key group of its own (namespaced, unique to the write that stored it).
+        let phone = try await tv.vault.dataKeys.store.ids(subject: subject).filter { $0.group.hasPrefix("field:phone:") }
+        let current = try #require(try await tv.vault.store.fields(subject: subject).first { $0.field == "phone" })
+        #expect(phone == [current.keyID])
+        #expect(current.generation == 3)
         #expect(try await tv.vault.dataKeys.store.countByKEKVersion()[1] == joao.count + 2)
     }
 

@@ -161,8 +161,10 @@ struct SubjectRightsTests {
             return s
         }
         // Erased fields' keys are gone from the key store; retained ones are still there.
-        let keys = try await tv.vault.dataKeys.store.fetch(["phone", "cpf", "consent"].map { DataKeyID(subject: subject, group: $0, generation: 1) })
-        #expect(Set(keys.keys.map(\.group)) == ["cpf"])
+        let remaining = try await tv.vault.dataKeys.store.ids(subject: subject)
+        let retained = try await tv.vault.store.fields(subject: subject).filter { $0.status == .blocked }
+        #expect(Set(remaining) == Set(retained.map(\.keyID)))
+        #expect(retained.contains { $0.field == "cpf" } && !remaining.contains { $0.group == "consent" || $0.group.hasPrefix("field:phone:") })
         // Audit events are never deleted by erasure.
         let history = try await tv.vault.store.auditEvents(AuditQuery(subject: subject, limit: 1000))
         #expect(history.contains { $0.draft.action == "subject.create" })
@@ -207,13 +209,17 @@ struct SubjectRightsTests {
         // Restore the old data store beside the current key store, as an operator recovering from a disaster would.
         let restored = try await tv.restored(from: backup)
         try await withAPI(restored) { api in
-            // In the old copy the subject is active and its ciphertexts are there, but their keys are gone.
-            let d = try await api.detokenize(key: crm, purpose: "collection-call", [tokens["phone"]!])
-            #expect(deniedCode(d.results[0]) == "subject_erased")
+            // In the old copy the subject is active and its ciphertexts are there, but their keys are gone:
+            // the vault says so (an integrity failure) and reveals nothing.
+            let d = try await api.post("/v1/detokenize", key: crm, ["purpose": "collection-call", "tokens": [tokens["phone"]!]])
+            #expect(d.status == .serviceUnavailable)
+            #expect(d.errorCode == "integrity_failure")
+            #expect(!d.raw.contains("+5511987654321"))
             let kept = try await api.detokenize(key: crm, purpose: "legal-defense", [tokens["name"]!])
             #expect(kept.results[0]["value"] as? String == "João da Silva", "retained fields keep their keys")
-            let e = try await api.call(.get, "/v1/subjects/\(subject)/export", key: dpo).json
-            for f in ["phone", "email", "birth_date"] { #expect(field(e, f)?["value"] == nil, "\(f)") }
+            let e = try await api.call(.get, "/v1/subjects/\(subject)/export", key: dpo)
+            #expect(e.status == .serviceUnavailable)
+            #expect(!e.raw.contains("+5511987654321"))
         }
         // And directly: the old ciphertext is in the backup, its key is not in the key store.
         let old = try #require(try await restored.vault.store.fields(subject: subject).first { $0.field == "phone" })

@@ -1,12 +1,22 @@
 public import CofreCore
 public import Foundation
 
-/// A data store whose audit writes can be made to fail, to prove the vault fails closed.
-/// Every other call goes to the real store underneath.
+/// A data store that fails on command, to prove the vault fails closed and loses nothing. Every call
+/// goes to the real store underneath unless a fault is armed:
+/// - `failAudit`: every commit that carries audit events fails before it reaches the store;
+/// - `commitFault`: decides, per batch, to fail it before the store (nothing written) or after the
+///   store committed it (the caller cannot tell: a commit whose outcome is unknown).
 public final class FailingAuditStore: VaultStore, @unchecked Sendable {
+    /// What to do with one batch.
+    public enum Fault: Sendable {
+        case failBefore
+        case failAfterCommit
+    }
+
     let base: any VaultStore
     private let lock = NSLock()
     private var failing = false
+    private var fault: (@Sendable (WriteBatch) -> Fault?)?
 
     public init(_ base: any VaultStore) { self.base = base }
 
@@ -15,51 +25,85 @@ public final class FailingAuditStore: VaultStore, @unchecked Sendable {
         set { lock.withLock { failing = newValue } }
     }
 
-    func check() throws { if failAudit { throw StoreError(.auditUnavailable) } }
+    public var commitFault: (@Sendable (WriteBatch) -> Fault?)? {
+        get { lock.withLock { fault } }
+        set { lock.withLock { fault = newValue } }
+    }
+
+    public func commit(_ batch: WriteBatch) async throws -> CommitResult {
+        if failAudit && !batch.audit.isEmpty { throw StoreError(.auditUnavailable) }
+        switch commitFault?(batch) {
+        case .failBefore?:
+            throw StoreError(.unavailable)
+        case .failAfterCommit?:
+            _ = try await base.commit(batch)
+            throw StoreError(.unavailable)
+        case nil:
+            return try await base.commit(batch)
+        }
+    }
 
     public func migrate() async throws { try await base.migrate() }
+    public func appliedMigrations() async throws -> [String] { try await base.appliedMigrations() }
     public func checkHealth() async throws { try await base.checkHealth() }
-    public func insertCredential(_ c: CredentialRecord, audit: AuditDraft) async throws {
-        try check(); try await base.insertCredential(c, audit: audit)
-    }
-    public func revokeCredentials(service: String, at: Date, audit: AuditDraft) async throws -> Int {
-        try check(); return try await base.revokeCredentials(service: service, at: at, audit: audit)
-    }
     public func credential(keyHash: String) async throws -> CredentialRecord? { try await base.credential(keyHash: keyHash) }
     public func credentials() async throws -> [CredentialRecord] { try await base.credentials() }
-    public func createSubject(_ s: SubjectRecord, fields: [FieldRecord], tokens: [TokenRecord], index: [BlindIndexEntry],
-                              audit: [AuditDraft], conflictAudit: AuditDraft) async throws -> String? {
-        try check()
-        return try await base.createSubject(s, fields: fields, tokens: tokens, index: index, audit: audit, conflictAudit: conflictAudit)
-    }
     public func subject(id: String) async throws -> SubjectRecord? { try await base.subject(id: id) }
-    public func fields(subject: String) async throws -> [FieldRecord] { try await base.fields(subject: subject) }
     public func fields(subjects: Set<String>) async throws -> [FieldRecord] { try await base.fields(subjects: subjects) }
-    public func putFields(subject: String, _ writes: [FieldWrite], tokens: [TokenRecord], index: [BlindIndexEntry], audit: [AuditDraft]) async throws {
-        try check(); try await base.putFields(subject: subject, writes, tokens: tokens, index: index, audit: audit)
-    }
-    public func tokens(hashes: [String]) async throws -> [String: TokenRecord] { try await base.tokens(hashes: hashes) }
-    public func appendAudit(_ events: [AuditDraft]) async throws { try check(); try await base.appendAudit(events) }
-    public func insertTokens(_ tokens: [TokenRecord], audit: [AuditDraft]) async throws {
-        try check(); try await base.insertTokens(tokens, audit: audit)
-    }
     public func lookup(field: String, hash: String) async throws -> [String] { try await base.lookup(field: field, hash: hash) }
-    public func appendConsent(_ record: ConsentRecord, audit: AuditDraft) async throws -> Int64 {
-        try check(); return try await base.appendConsent(record, audit: audit)
-    }
     public func consentHistory(subject: String) async throws -> [ConsentRecord] { try await base.consentHistory(subject: subject) }
-    public func consentStates(subjects: Set<String>) async throws -> [String: [String: PurposeState]] {
-        try await base.consentStates(subjects: subjects)
+    public func snapshot(tokenHashes: [String], subjects: Set<String>) async throws -> StoreSnapshot {
+        try await base.snapshot(tokenHashes: tokenHashes, subjects: subjects)
     }
     public func auditEvents(_ query: AuditQuery) async throws -> [AuditEvent] { try await base.auditEvents(query) }
     public func auditPage(after: Int64, limit: Int) async throws -> [AuditEvent] { try await base.auditPage(after: after, limit: limit) }
     public func lastAuditEvent() async throws -> AuditEvent? { try await base.lastAuditEvent() }
-    public func erase(subject: String, erased: [String], retained: [RetainedField], receipt: ErasureReceipt, audit: AuditDraft) async throws {
-        try check(); try await base.erase(subject: subject, erased: erased, retained: retained, receipt: receipt, audit: audit)
+    public func erasureReceiptJSON(subject: String) async throws -> String? { try await base.erasureReceiptJSON(subject: subject) }
+    public func expiredRetentions(now: Date, limit: Int) async throws -> [FieldRecord] { try await base.expiredRetentions(now: now, limit: limit) }
+    public func queuedKeyShreds(limit: Int) async throws -> [DataKeyID] { try await base.queuedKeyShreds(limit: limit) }
+}
+
+/// A key store that fails on command: inserts, destructions, or both.
+public final class FailingKeyStore: DataKeyStore, @unchecked Sendable {
+    let base: any DataKeyStore
+    private let lock = NSLock()
+    private var insertFails = false
+    private var destroyFails = false
+
+    public init(_ base: any DataKeyStore) { self.base = base }
+
+    public var failInsert: Bool {
+        get { lock.withLock { insertFails } }
+        set { lock.withLock { insertFails = newValue } }
     }
-    public func erasureReceipt(subject: String) async throws -> ErasureReceipt? { try await base.erasureReceipt(subject: subject) }
-    public func expiredRetentions(now: Date) async throws -> [FieldRecord] { try await base.expiredRetentions(now: now) }
-    public func shredExpired(_ fields: [FieldRecord], audit: [AuditDraft]) async throws {
-        try check(); try await base.shredExpired(fields, audit: audit)
+    public var failDestroy: Bool {
+        get { lock.withLock { destroyFails } }
+        set { lock.withLock { destroyFails = newValue } }
     }
+
+    public func migrate() async throws { try await base.migrate() }
+    public func insert(_ keys: [WrappedDataKey]) async throws {
+        if failInsert { throw StoreError(.unavailable) }
+        try await base.insert(keys)
+    }
+    public func fetch(_ ids: [DataKeyID]) async throws -> [DataKeyID: WrappedDataKey] { try await base.fetch(ids) }
+    public func destroy(_ ids: [DataKeyID]) async throws {
+        if failDestroy { throw StoreError(.unavailable) }
+        try await base.destroy(ids)
+    }
+    public func countByKEKVersion() async throws -> [UInt32: Int] { try await base.countByKEKVersion() }
+    public func checkHealth() async throws { try await base.checkHealth() }
+    public func fetch(notWrappedBy version: UInt32, limit: Int) async throws -> [WrappedDataKey] {
+        try await base.fetch(notWrappedBy: version, limit: limit)
+    }
+    public func replace(_ updates: [(old: WrappedDataKey, new: WrappedDataKey)]) async throws -> Int { try await base.replace(updates) }
+    public func reserveUses(_ id: DataKeyID, count: Int64, limit: Int64) async throws -> Bool {
+        try await base.reserveUses(id, count: count, limit: limit)
+    }
+    public func ids(subject: String) async throws -> [DataKeyID] { try await base.ids(subject: subject) }
+    public func scan(after cursor: KeyScanCursor?, createdThrough: Date, limit: Int) async throws -> [(id: DataKeyID, createdAt: Date)] {
+        try await base.scan(after: cursor, createdThrough: createdThrough, limit: limit)
+    }
+    public func sweepCursor() async throws -> KeyScanCursor? { try await base.sweepCursor() }
+    public func setSweepCursor(_ cursor: KeyScanCursor) async throws { try await base.setSweepCursor(cursor) }
 }

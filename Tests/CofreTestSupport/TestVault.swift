@@ -78,7 +78,8 @@ public struct TestVault: Sendable {
 
     public static func make(policy: Policy? = nil, directory: String? = nil, clock: TestClock = TestClock(),
                             engine: TestEngine = .current, databases: (data: String, keys: String)? = nil,
-                            wrapStore: @Sendable (any VaultStore) -> any VaultStore = { $0 }) async throws -> TestVault {
+                            wrapStore: @Sendable (any VaultStore) -> any VaultStore = { $0 },
+                            wrapKeyStore: @Sendable (any DataKeyStore) -> any DataKeyStore = { $0 }) async throws -> TestVault {
         let dir = try directory ?? makeTempDirectory()
         let logs = LogCapture()
         let logger = logs.logger
@@ -87,7 +88,7 @@ public struct TestVault: Sendable {
         switch engine {
         case .sqlite:
             let keyStore = try SQLiteKeyStore(path: dir + "/keys/datakeys.sqlite")
-            let vault = try await Vault.open(policy: policy, keyRing: ring, keyStore: keyStore, logger: logger, clock: { clock.now }) { chain in
+            let vault = try await Vault.open(policy: policy, keyRing: ring, keyStore: wrapKeyStore(keyStore), logger: logger, clock: { clock.now }) { chain in
                 wrapStore(try SQLiteVaultStore(path: dir + "/data/cofre.sqlite", chain: chain))
             }
             return TestVault(directory: dir, vault: vault, logs: logs, clock: clock, engine: engine, databases: nil, runner: nil)
@@ -102,7 +103,7 @@ public struct TestVault: Sendable {
             let dataClient = PostgresClient(configuration: dataConfig, backgroundLogger: silent)
             let keyClient = PostgresClient(configuration: keyConfig, backgroundLogger: silent)
             let runner = ClientRunner([dataClient, keyClient])
-            let vault = try await Vault.open(policy: policy, keyRing: ring, keyStore: PostgresKeyStore(client: keyClient), logger: logger,
+            let vault = try await Vault.open(policy: policy, keyRing: ring, keyStore: wrapKeyStore(PostgresKeyStore(client: keyClient)), logger: logger,
                                              clock: { clock.now }) { chain in
                 wrapStore(PostgresVaultStore(client: dataClient, chain: chain))
             }
@@ -177,7 +178,7 @@ public struct TestVault: Sendable {
             let silent = Logger(label: "pg") { _ in SwiftLogNoOpLogHandler() }
             var out: [UInt8] = []
             for (url, tables, binary) in [
-                (databases!.data, ["subjects", "fields", "tokens", "blind_index", "credentials", "audit_events", "consent_events", "consent_state", "erasures"],
+                (databases!.data, ["subjects", "fields", "tokens", "blind_index", "credentials", "audit_events", "consent_events", "consent_state", "erasures", "key_shred_queue"],
                  ["fields.ciphertext", "consent_events.evidence"]),
                 (databases!.keys, ["data_keys"], ["data_keys.wrapped"]),
             ] {
