@@ -1,4 +1,4 @@
-import CofreCrypto
+public import CofreCrypto
 public import Foundation
 public import Logging
 
@@ -69,7 +69,7 @@ public final class Vault: Sendable {
     func indexHash(field: String, normalized: String) -> String { keyed("idx:\(field)", normalized) }
     func externalRefHash(_ ref: String) -> String { keyed("ext", ref) }
 
-    static func valueContext(subject: String, field: String) -> AssociatedData {
+    public static func valueContext(subject: String, field: String) -> AssociatedData {
         AssociatedData(["cofre.value.v1", subject, field])
     }
 

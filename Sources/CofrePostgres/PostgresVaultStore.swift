@@ -81,9 +81,10 @@ public final class PostgresVaultStore: VaultStore {
 
     public func appliedMigrations() async throws -> [String] {
         var out: [String] = []
-        for try await name in try await client.query("SELECT name FROM cofre_migrations ORDER BY applied_at, name", logger: log)
-            .decode(String.self) { out.append(name) }
-        return out
+        for try await name in try await client.query("SELECT name FROM cofre_migrations", logger: log).decode(String.self) { out.append(name) }
+        // Applied in one transaction, so their times tie: report them in the shared list's order.
+        let order = Dictionary(uniqueKeysWithValues: StoreMigrations.ids.enumerated().map { ($1, $0) })
+        return out.sorted { (order[$0] ?? Int.max, $0) < (order[$1] ?? Int.max, $1) }
     }
 
     public func checkHealth() async throws {

@@ -57,6 +57,10 @@ struct PolicyLoaderTests {
             path: "purposes.p1.retention_days", expected: "a whole number of days"),
         Bad(yaml: base.replacingOccurrences(of: "{ role: service, purposes: [p1] }", with: "{ role: auditor, purposes: [p1] }"),
             path: "services.s1", expected: "no purposes or tokenize"),
+        Bad(yaml: base.replacingOccurrences(of: "cpf: { type: cpf }", with: "consent: { type: text }"), path: "fields.consent",
+            expected: "a field name other than the vault's own key names"),
+        Bad(yaml: base.replacingOccurrences(of: "cpf: { type: cpf }", with: "audit-chain: { type: text }"), path: "fields.audit-chain",
+            expected: "a field name other than the vault's own key names"),
         Bad(yaml: "fields: [", path: "<root>", expected: "well-formed YAML"),
         Bad(yaml: "just a string", path: "<root>", expected: "a mapping"),
     ])

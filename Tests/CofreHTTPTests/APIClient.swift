@@ -8,8 +8,9 @@ import Logging
 import NIOCore
 import Testing
 
-/// A JSON answer from the router.
-struct Answer {
+/// A JSON answer from the router. Immutable, and its JSON values are plain Foundation values, so it
+/// may cross tasks in the concurrency tests.
+struct Answer: @unchecked Sendable {
     let status: HTTPResponse.Status
     let json: [String: Any]
     let raw: String
