@@ -38,20 +38,38 @@ enum Bootstrap {
         }
     }
 
-    static func withVault<T: Sendable>(_ r: RuntimeOptions.Resolved, logger: Logger, _ body: @escaping @Sendable (Vault) async throws -> T) async throws -> T {
+    /// Opens the vault for `body`. Only `serve` (with `serve: true`) may create a development ring, and
+    /// only outside production for a vault whose data store does not exist yet; with
+    /// `COFRE_ENV=production` a ring marked as a development ring is refused. A refused open (a binding
+    /// that does not hold) removes whatever this run created, so it changes nothing.
+    static func withVault<T: Sendable>(_ r: RuntimeOptions.Resolved, logger: Logger, serve: Bool = false,
+                                       _ body: @escaping @Sendable (Vault) async throws -> T) async throws -> T {
         let policy = try PolicyLoader.load(file: r.policy)
-        let source: KeyRingSource
-        if let value = r.kekEnvironment {
-            source = .environment(value)
-        } else if let file = r.kekFile {
-            source = .file(file)
-        } else {
-            source = .directory(r.keys)
-        }
-        let ring = try KeyRingProvider(source: source, allowCreate: !r.production, logger: logger)
         let dataStore = try store(r.database, option: "--database")
         let keyStoreKind = try store(r.keyStore, option: "--key-store")
         try checkSeparate(dataStore, keyStoreKind)
+        // Files this run would create, to remove if the open is refused.
+        var created: [String] = []
+        for case .sqlite(let path) in [dataStore, keyStoreKind] where !FileManager.default.fileExists(atPath: path) {
+            created += ["", "-wal", "-shm"].map { path + $0 }
+        }
+        let newVault: Bool = if case .sqlite(let path) = dataStore { !FileManager.default.fileExists(atPath: path) } else { true }
+
+        let ring: KeyRingProvider
+        if let value = r.kekEnvironment {
+            ring = try KeyRingProvider(environmentValue: value, logger: logger)
+            // Parsed once: the ring is not kept as text, nor left for child processes.
+            unsetenv("COFRE_KEK")
+        } else if let file = r.kekFile {
+            ring = try KeyRingProvider(source: .file(file), allowCreate: false, refuseDevelopment: r.production, logger: logger)
+        } else {
+            ring = try KeyRingProvider(source: .directory(r.keys), allowCreate: serve && !r.production && newVault,
+                                       refuseDevelopment: r.production, logger: logger)
+        }
+        func undo() {
+            if ring.createdDevelopmentRing { KeyRingDirectory.removeCreated(directory: r.keys) }
+            for path in created { unlink(path) }
+        }
 
         var clients: [PostgresClient] = []
         func client(_ url: String) throws -> PostgresClient {
@@ -64,21 +82,36 @@ enum Bootstrap {
             clients.append(c)
             return c
         }
-        let keyStore: any DataKeyStore = switch keyStoreKind {
-        case .sqlite(let path): try SQLiteKeyStore(path: path)
-        case .postgres(let url): PostgresKeyStore(client: try client(url))
+        let keyStore: any DataKeyStore
+        let dataClient: PostgresClient?
+        do {
+            keyStore = switch keyStoreKind {
+            case .sqlite(let path): try SQLiteKeyStore(path: path)
+            case .postgres(let url): PostgresKeyStore(client: try client(url))
+            }
+            dataClient = if case .postgres(let url) = dataStore { try client(url) } else { nil }
+        } catch {
+            undo()
+            throw error
         }
-        let dataClient: PostgresClient? = if case .postgres(let url) = dataStore { try client(url) } else { nil }
         let pools = clients
         return try await withThrowingTaskGroup(of: Void.self) { group in
             for c in pools { group.addTask { await c.run() } }
+            let vault: Vault
             do {
-                let vault = try await Vault.open(policy: policy, keyRing: ring, keyStore: keyStore, logger: logger) { chain in
+                vault = try await Vault.open(policy: policy, keyRing: ring, keyStore: keyStore, logger: logger,
+                                             developmentRing: ring.createdDevelopmentRing) { chain in
                     switch dataStore {
                     case .sqlite(let path): try SQLiteVaultStore(path: path, chain: chain)
                     case .postgres: PostgresVaultStore(client: dataClient!, chain: chain)
                     }
                 }
+            } catch {
+                group.cancelAll()
+                undo()
+                throw error
+            }
+            do {
                 let result = try await body(vault)
                 group.cancelAll()
                 return result

@@ -7,7 +7,7 @@ import Logging
 struct KeysCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "keys", abstract: "Manage the key ring (operator, on the vault's host).",
-        subcommands: [Status.self, Rotate.self, Rewrap.self, Retire.self])
+        subcommands: [Status.self, Rotate.self, Rewrap.self, Retire.self, Purge.self])
 
     static func with<T: Sendable>(_ options: RuntimeOptions, _ body: @escaping @Sendable (Vault) async throws -> T) async throws -> T {
         try await Bootstrap.withVault(options.resolve(), logger: Logging.make("cofre", level: "warning"), body)
@@ -29,6 +29,10 @@ struct KeysCommand: AsyncParsableCommand {
                     "source": s.source, "primary": Int(s.versions.first { $0.primary }!.version), "versions": versions,
                     "system_keys": s.systemKeys.mapValues { Int($0) }, "orphaned_data_keys": s.orphaned,
                     "unneeded_data_keys": s.unneeded, "queued_for_shred": s.queuedForShred,
+                    "instances": s.instances.map { i -> [String: any Sendable] in
+                        ["id": i.id, "host": i.host, "pid": i.pid, "seen_at": fmt.string(from: i.seenAt),
+                         "versions": i.versions.map { Int($0) }, "primary": Int(i.primary), "primary_since": fmt.string(from: i.primarySince)]
+                    },
                 ]))
                 return
             }
@@ -38,6 +42,10 @@ struct KeysCommand: AsyncParsableCommand {
                 print(pad("v\(v.version)", 9) + pad(v.primary ? "yes" : "", 9) + pad("\(v.dataKeys)", 11) + (v.createdAt.map(fmt.string(from:)) ?? "-"))
             }
             print("system keys: " + s.systemKeys.keys.sorted().map { "\($0) under v\(s.systemKeys[$0]!)" }.joined(separator: ", "))
+            print("instances seen in the last minute: " + (s.instances.isEmpty ? "none" : ""))
+            for i in s.instances {
+                print("  \(i.label): loaded \(i.versions.map { "v\($0)" }.joined(separator: ", ")), primary v\(i.primary), seen \(fmt.string(from: i.seenAt))")
+            }
             print("unneeded data keys: \(s.unneeded) (\(s.queuedForShred) queued for destruction; the key sweeper in `cofre serve` destroys them)")
             if s.orphaned > 0 { print("WARNING: \(s.orphaned) data key(s) are wrapped by a version that is not loaded") }
         }
@@ -77,8 +85,29 @@ struct KeysCommand: AsyncParsableCommand {
         func run() async throws {
             let digits = version.hasPrefix("v") ? String(version.dropFirst()) : version
             guard let v = UInt32(digits), v > 0 else { throw CLIError("VERSION must be a number such as 1 or v1") }
-            try await KeysCommand.with(options) { try await $0.retireKEK(v) }
-            print("Retired key-encryption key v\(v).")
+            let archived = try await KeysCommand.with(options) { try await $0.retireKEK(v) }
+            print("Retired key-encryption key v\(v): archived at \(archived) (mode 0600). Keep it until no key-store backup from before "
+                + "the rotation is kept, then run `cofre keys purge v\(v) --backups-gone`.")
+        }
+    }
+
+    struct Purge: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Delete a retired (archived) KEK for good, once no key-store backup from before the rotation is kept.")
+        @OptionGroup var options: RuntimeOptions
+        @Argument(help: "The version, as 1 or v1.") var version: String
+        @Flag(help: "Confirm that every key-store backup older than the rotation that retired this version is gone.")
+        var backupsGone = false
+
+        func run() async throws {
+            let digits = version.hasPrefix("v") ? String(version.dropFirst()) : version
+            guard let v = UInt32(digits), v > 0 else { throw CLIError("VERSION must be a number such as 1 or v1") }
+            guard backupsGone else {
+                throw CLIError("purging v\(v) makes every key-store backup that still needs it unreadable; once such backups are gone, "
+                    + "run again with --backups-gone")
+            }
+            let path = try await KeysCommand.with(options) { try await $0.purgeKEK(v) }
+            print("Purged the archived key-encryption key v\(v) (\(path)).")
         }
     }
 }

@@ -23,7 +23,7 @@ struct ServeCommand: AsyncParsableCommand {
         guard let sweep = Int(sweepText), sweep > 0 else { throw CLIError("COFRE_RETENTION_SWEEP_SECONDS must be a positive number of seconds") }
         let reloadText = options.env("COFRE_KEY_RELOAD_SECONDS") ?? resolved.file["key_reload_seconds"] ?? "5"
         guard let reload = Int(reloadText), reload > 0 else { throw CLIError("COFRE_KEY_RELOAD_SECONDS must be a positive number of seconds") }
-        try await Bootstrap.withVault(resolved, logger: logger) { vault in
+        try await Bootstrap.withVault(resolved, logger: logger, serve: true) { vault in
             await vault.checkAuditChainOnStart()
             logger.info("cofre starting", metadata: [
                 "host": "\(host)", "port": "\(port)", "policy": "\(resolved.policy)",
@@ -38,14 +38,21 @@ struct ServeCommand: AsyncParsableCommand {
                 try await vault.sweepKeys()
                 if let failure { throw failure }
             }
-            // Re-reads the key ring's source, so a `cofre keys rotate` reaches this running server;
-            // a ring that fails to load is refused and the loaded one kept.
-            let watcher = PeriodicTask(name: "key ring reload", interval: .seconds(reload), runAtStart: false, logger: logger) {
-                try vault.dataKeys.provider.reload()
+            // Re-reads the key ring's source, so a `cofre keys rotate` reaches this running server (a ring
+            // that fails to load is refused, the loaded one kept, and `/readyz` turns 503 if it goes on),
+            // then records this instance's heartbeat — the versions it has loaded — for `keys retire`.
+            let me = try ServingInstance(startedAt: vault.now)
+            try await vault.heartbeat(me)
+            let watcher = PeriodicTask(name: "key ring reload", interval: .seconds(min(reload, 15)), runAtStart: false, logger: logger) {
+                var failure: (any Error)?
+                do { try vault.dataKeys.provider.reload(now: vault.now) } catch { failure = error }
+                try await vault.heartbeat(me)
+                if let failure { throw failure }
             }
             let app = buildApplication(vault: vault, settings: HTTPSettings(host: host, port: port), logger: logger,
                                        services: [sweeper, watcher])
             try await app.runService()
+            try? await vault.removeInstance(me)
         }
         logger.info("cofre stopped")
     }

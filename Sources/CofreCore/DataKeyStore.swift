@@ -62,6 +62,10 @@ public protocol DataKeyStore: Sendable {
     /// Up to `limit` keys created at or before `through`, after `cursor`, in (created, id) order: the
     /// orphan sweeper's scan.
     func scan(after cursor: KeyScanCursor?, createdThrough: Date, limit: Int) async throws -> [(id: DataKeyID, createdAt: Date)]
+    /// This key store's id (created with the store) and the data store it is bound to, if any.
+    func identity() async throws -> KeyStoreIdentity
+    /// Records the data store this key store serves; refused with `BindingError` when it serves another.
+    func bind(dataStore: String) async throws
     /// The sweeper's persistent position in that scan, shared by every instance.
     func sweepCursor() async throws -> KeyScanCursor?
     func setSweepCursor(_ cursor: KeyScanCursor) async throws

@@ -29,20 +29,30 @@ public enum KeyRingDirectory {
     static let prefix = "kek-v"
     static let suffix = ".key"
 
-    /// Loads the ring; when none exists and `allowCreate` is set (development), creates `kek-v1.key`.
-    public static func load(directory: String, allowCreate: Bool, logger: Logger) throws -> KeyRing {
+    /// Marks a ring that `cofre serve` created for development; production refuses such a ring.
+    public static let developmentMarker = "DEVELOPMENT-RING"
+
+    /// Loads the ring; when none exists and `allowCreate` is set (development), creates `kek-v1.key`
+    /// and the development marker. With `refuseDevelopment` (production), a marked ring is refused.
+    public static func load(directory: String, allowCreate: Bool, refuseDevelopment: Bool = false, logger: Logger) throws -> (ring: KeyRing, created: Bool) {
+        let refusal = "in production the key-encryption key comes from the platform's secret store: set COFRE_KEK or COFRE_KEK_FILE"
         let fm = FileManager.default
         var isDir: ObjCBool = false
         if !fm.fileExists(atPath: directory, isDirectory: &isDir) {
             guard allowCreate else {
-                throw KeyRingError("key ring directory '\(directory)' does not exist; in production supply the key-encryption key from the platform's secret store")
+                throw KeyRingError("key ring directory '\(directory)' does not exist; a development ring is created only by `cofre serve`, "
+                    + "for a new vault, outside production; \(refusal)")
             }
             try fm.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         } else if !isDir.boolValue {
             throw KeyRingError("key ring path '\(directory)' is not a directory")
         }
         if !allowCreate, try !hasKeyFiles(directory) {
-            throw KeyRingError("no key-encryption key (kek-v<N>.key) in '\(directory)'; refusing to create one because COFRE_ENV=production")
+            throw KeyRingError("no key-encryption key (kek-v<N>.key) in '\(directory)'; a development ring is created only by "
+                + "`cofre serve`, for a new vault, outside production; \(refusal)")
+        }
+        if refuseDevelopment, FileManager.default.fileExists(atPath: (directory as NSString).appendingPathComponent(developmentMarker)) {
+            throw KeyRingError("'\(directory)' holds a development key ring, refused because COFRE_ENV=production; \(refusal)")
         }
         // A fresh checkout's keys/ (README only) comes with the umask's mode: a development start
         // that is about to create the ring makes the directory private first.
@@ -51,27 +61,37 @@ public enum KeyRingDirectory {
             logger.warning("key ring directory was readable by others; set its mode to 0700", metadata: ["directory": "\(directory)"])
         }
         var ring = try read(directory: directory)
+        var created = false
         if ring.isEmpty {
             guard allowCreate else {
-                throw KeyRingError("no key-encryption key (kek-v<N>.key) in '\(directory)'; refusing to create one because COFRE_ENV=production")
+                throw KeyRingError("no key-encryption key (kek-v<N>.key) in '\(directory)'; \(refusal)")
             }
             logger.warning(
                 "DEVELOPMENT KEY RING CREATED: a new key-encryption key was written to the key directory. Never use it in production; set COFRE_ENV=production to forbid this.",
                 metadata: ["directory": "\(directory)"])
+            let marker = open((directory as NSString).appendingPathComponent(developmentMarker), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600)
+            guard marker >= 0 else { throw KeyRingError("cannot mark '\(directory)' as a development ring") }
+            close(marker)
             try write(SymmetricKey.generate(), version: 1, directory: directory)
             ring = try read(directory: directory)
+            created = true
         }
         var keys: [UInt32: SymmetricKey] = [:]
         var dates: [UInt32: Date] = [:]
         for (version, entry) in ring { keys[version] = entry.key; dates[version] = entry.created }
-        return try KeyRing(keys: keys, createdAt: dates)
+        return (try KeyRing(keys: keys, createdAt: dates), created)
+    }
+
+    /// Removes a development ring that this start created, when the start was refused afterwards.
+    public static func removeCreated(directory: String) {
+        for name in ["kek-v1.key", developmentMarker] { unlink((directory as NSString).appendingPathComponent(name)) }
     }
 
     /// Writes a new KEK file with mode 0600, failing if the version exists.
     public static func write(_ key: SymmetricKey, version: UInt32, directory: String) throws {
         let path = (directory as NSString).appendingPathComponent("\(prefix)\(version)\(suffix)")
         let encoded = key.withUnsafeBytes { Data($0).base64EncodedString() } + "\n"
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600)
         guard fd >= 0 else { throw KeyRingError("cannot create key file '\(path)' (errno \(errno))") }
         defer { close(fd) }
         let written = encoded.utf8CString.withUnsafeBufferPointer { Foundation.write(fd, $0.baseAddress, $0.count - 1) }
@@ -90,6 +110,9 @@ public enum KeyRingDirectory {
             let path = (directory as NSString).appendingPathComponent(name)
             let versionText = name.dropFirst(prefix.count).dropLast(suffix.count)
             guard let version = UInt32(versionText), version > 0 else { throw KeyRingError("key file '\(path)' has no valid version number") }
+            guard out[version] == nil else {
+                throw KeyRingError("two key files in '\(directory)' hold v\(version) (e.g. kek-v01.key and kek-v1.key); keep one")
+            }
             try checkMode(path, isDirectory: false)
             guard let text = fm.contents(atPath: path).flatMap({ String(data: $0, encoding: .utf8) }),
                   let raw = Data(base64Encoded: text.trimmingCharacters(in: .whitespacesAndNewlines)), raw.count == 32

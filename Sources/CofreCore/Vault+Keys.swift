@@ -19,6 +19,8 @@ public struct KeyStatus: Sendable {
     public let unneeded: Int
     /// Of those, keys a committed change queued for destruction.
     public let queuedForShred: Int
+    /// Serving instances seen within the last minute, with the KEK versions they have loaded.
+    public let instances: [InstanceHeartbeat]
 }
 
 extension Vault {
@@ -40,7 +42,7 @@ extension Vault {
             versions: ring.versions.map { .init(version: $0, primary: $0 == ring.primaryVersion, createdAt: ring.createdAt[$0], dataKeys: counts[$0] ?? 0) },
             systemKeys: Dictionary(uniqueKeysWithValues: system.map { ($0.key.group, $0.value.kekVersion) }),
             orphaned: counts.filter { ring.key(version: $0.key) == nil }.values.reduce(0, +),
-            unneeded: unneeded.unreferenced, queuedForShred: unneeded.queued)
+            unneeded: unneeded.unreferenced, queuedForShred: unneeded.queued, instances: try await liveInstances())
     }
 
     /// `cofre keys rotate`: a new primary KEK version; running servers pick it up on their next reload.
@@ -58,18 +60,49 @@ extension Vault {
         return result
     }
 
-    /// `cofre keys retire VERSION`: refused while any data key (or system key) still needs it.
-    public func retireKEK(_ version: UInt32) async throws {
+    /// `cofre keys retire VERSION`: refused while any live instance still has VERSION as primary, lacks
+    /// the newest version or switched to it too recently, and while any data key (or system key) still
+    /// needs it — counted again at the moment of retiring. The key is archived, not deleted.
+    /// Returns where it was archived.
+    @discardableResult
+    public func retireKEK(_ version: UInt32) async throws -> String {
+        try dataKeys.provider.reload(now: now)
         let ring = dataKeys.ring
         guard ring.key(version: version) != nil else { throw KeyRingError("there is no key-encryption key v\(version)") }
         guard version != ring.primaryVersion else {
             throw KeyRingError("v\(version) is the primary key-encryption key; rotate first, rewrap, then retire it")
         }
+        let newest = ring.primaryVersion
+        if let needed = try await dataKeys.store.countByKEKVersion()[version], needed > 0 {
+            throw KeyRingError("v\(version) still wraps \(needed) data key(s); run `cofre keys rewrap` first")
+        }
+        let live = try await liveInstances()
+        let stale = live.filter { $0.primary == version || !$0.versions.contains(newest) }
+        guard stale.isEmpty else {
+            throw KeyRingError("running instances have not all loaded v\(newest) as primary: \(stale.map(\.label).joined(separator: ", ")); "
+                + "wait for their key-ring reload (COFRE_KEY_RELOAD_SECONDS) or fix what keeps it from loading, then retire again")
+        }
+        let settling = live.filter { now.timeIntervalSince($0.primarySince) < Self.primarySettleTime }
+        guard settling.isEmpty else {
+            throw KeyRingError("instances switched to v\(newest) less than \(Int(Self.primarySettleTime)) s ago: "
+                + "\(settling.map(\.label).joined(separator: ", ")); run `cofre keys rewrap` again, then retire")
+        }
+        // Counted again now that every instance is known to wrap under the newest version.
         let needed = try await dataKeys.store.countByKEKVersion()[version] ?? 0
         guard needed == 0 else {
             throw KeyRingError("v\(version) still wraps \(needed) data key(s); run `cofre keys rewrap` first")
         }
-        try dataKeys.provider.retire(version)
+        let archived = try dataKeys.provider.retire(version)
         try await store.appendAudit([operatorEvent("keys.retire", target: "v\(version)")])
+        return archived
+    }
+
+    /// `cofre keys purge VERSION`: deletes an archived key for good, once the operator confirms that no
+    /// key-store backup from before the rotation is kept any more.
+    @discardableResult
+    public func purgeKEK(_ version: UInt32) async throws -> String {
+        let path = try dataKeys.provider.purge(version)
+        try await store.appendAudit([operatorEvent("keys.purge", target: "v\(version)")])
+        return path
     }
 }

@@ -23,6 +23,8 @@ public final class Vault: Sendable {
     public let dataKeys: DataKeys
     public let chain: AuditChain
     let indexKey: SymmetricKey
+    /// What ties this data store to its key store and ring, checked at open.
+    public let binding: VaultBinding
     let clock: @Sendable () -> Date
     let logger: Logger
 
@@ -30,25 +32,9 @@ public final class Vault: Sendable {
     public static let indexKeyGroup = "blind-index"
     public static let auditKeyGroup = "audit-chain"
 
-    /// Opens the vault: prepares the key store, loads (or creates) the blind-index and audit keys,
-    /// then lets `makeStore` open the data store with the audit chain, and migrates it.
-    public static func open(
-        policy: Policy, keyRing: KeyRingProvider, keyStore: any DataKeyStore, logger: Logger,
-        clock: @escaping @Sendable () -> Date = { Date() },
-        makeStore: (AuditChain) async throws -> any VaultStore
-    ) async throws -> Vault {
-        try await keyStore.migrate()
-        let keys = DataKeys(provider: keyRing, store: keyStore)
-        let now = clock()
-        let indexKey = try await keys.systemKey(indexKeyGroup, now: now)
-        let chain = AuditChain(key: try await keys.systemKey(auditKeyGroup, now: now))
-        let store = try await makeStore(chain)
-        try await store.migrate()
-        return Vault(policy: policy, store: store, dataKeys: keys, chain: chain, indexKey: indexKey, clock: clock, logger: logger)
-    }
-
-    init(policy: Policy, store: any VaultStore, dataKeys: DataKeys, chain: AuditChain, indexKey: SymmetricKey,
+    init(policy: Policy, store: any VaultStore, dataKeys: DataKeys, chain: AuditChain, indexKey: SymmetricKey, binding: VaultBinding,
          clock: @escaping @Sendable () -> Date, logger: Logger) {
+        self.binding = binding
         self.policy = policy
         self.store = store
         self.dataKeys = dataKeys
@@ -80,6 +66,15 @@ public final class Vault: Sendable {
         do {
             try await store.checkHealth()
             try await dataKeys.store.checkHealth()
+            // The key store behind the connection must still be the one this data store is bound to.
+            guard try await dataKeys.store.identity().id == binding.keyStoreID else {
+                logger.error("readiness: the key store is not the one this data store is bound to")
+                return false
+            }
+            guard dataKeys.provider.isHealthy(now: now) else {
+                logger.error("readiness: the key ring has failed to reload for too long")
+                return false
+            }
             return !dataKeys.ring.keys.isEmpty
         } catch {
             logger.error("readiness check failed", metadata: ["error.type": "\(type(of: error))"])

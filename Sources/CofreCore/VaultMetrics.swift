@@ -45,4 +45,9 @@ public enum VaultMetrics {
     static func integrityFailure(_ what: String) {
         Counter(label: "cofre_integrity_failures_total", dimensions: [("kind", what)]).increment()
     }
+
+    /// A reload of the key ring that failed (the instance keeps the ring it has; `/readyz` turns 503 after a grace period).
+    static func keyRingReloadFailed() {
+        Counter(label: "cofre_key_ring_reload_failures_total").increment()
+    }
 }

@@ -38,6 +38,12 @@ public protocol VaultStore: Sendable {
     func expiredRetentions(now: Date, limit: Int) async throws -> [FieldRecord]
     /// Data keys that a committed change superseded and that still await destruction in the key store.
     func queuedKeyShreds(limit: Int) async throws -> [DataKeyID]
+    /// What binds this data store to its key store and ring; nil before the first initialisation.
+    func binding() async throws -> VaultBinding?
+    /// Whether the data store holds anything at all (a subject, a credential or an audit event).
+    func hasData() async throws -> Bool
+    /// Every serving instance's last heartbeat.
+    func instances() async throws -> [InstanceHeartbeat]
 
     // MARK: the one write primitive
 
@@ -100,6 +106,11 @@ public enum WriteOp: Sendable {
     case dequeueKeyShred([DataKeyID])
     case insertCredential(CredentialRecord)
     case revokeCredentials(ids: [String], at: Date)
+    /// Records the binding; refused (`.conflict`) when one exists.
+    case insertBinding(VaultBinding)
+    /// Inserts or replaces an instance's heartbeat.
+    case heartbeat(InstanceHeartbeat)
+    case removeInstance(String)
 }
 
 /// A data-store transaction: operations, then audit events, committed together or not at all.
@@ -124,7 +135,7 @@ public struct CommitResult: Sendable {
 public enum StoreMigrations {
     public static let ids = [
         "v1-subjects-fields-tokens", "v1-credentials", "v1-audit", "v2-consent-ledger", "v3-audit-read-indexes", "v4-erasures",
-        "v5-atomic-writes",
+        "v5-atomic-writes", "v6-binding-instances",
     ]
 }
 

@@ -26,6 +26,10 @@ public final class PostgresKeyStore: DataKeyStore {
                 "CREATE INDEX data_keys_created ON data_keys(created_at, subject_id, key_group, generation)",
                 "CREATE TABLE sweep_state (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
             ]),
+            ("v4-identity", [
+                "CREATE TABLE identity (id INTEGER PRIMARY KEY CHECK (id = 1), store_id TEXT NOT NULL, bound_data_store TEXT)",
+                "INSERT INTO identity (id, store_id) VALUES (1, 'ks_' || replace(gen_random_uuid()::text, '-', ''))",
+            ]),
         ])
     }
 
@@ -161,5 +165,21 @@ public final class PostgresKeyStore: DataKeyStore {
         try await client.query("""
             INSERT INTO sweep_state (name, value) VALUES ('orphan_cursor', \(json)) ON CONFLICT (name) DO UPDATE SET value = excluded.value
             """, logger: log)
+    }
+
+    public func identity() async throws -> KeyStoreIdentity {
+        var out: KeyStoreIdentity?
+        for try await (id, bound) in try await client.query("SELECT store_id, bound_data_store FROM identity WHERE id = 1", logger: log)
+            .decode((String, String?).self) { out = KeyStoreIdentity(id: id, boundDataStore: bound) }
+        guard let out else { throw BindingError("the key store has no identity; it was not created by Cofre") }
+        return out
+    }
+
+    public func bind(dataStore: String) async throws {
+        var current: String?
+        for try await (bound) in try await client.query("""
+            UPDATE identity SET bound_data_store = COALESCE(bound_data_store, \(dataStore)) WHERE id = 1 RETURNING bound_data_store
+            """, logger: log).decode(String?.self) { current = bound }
+        if let current, current != dataStore { throw BindingError("this key store serves another data store (\(current))") }
     }
 }

@@ -76,6 +76,16 @@ public final class PostgresVaultStore: VaultStore {
                     queued_at BIGINT NOT NULL, PRIMARY KEY (subject_id, key_group, generation))
                 """,
             ]),
+            ("v6-binding-instances", [
+                """
+                CREATE TABLE vault_binding (id INTEGER PRIMARY KEY CHECK (id = 1), data_store_id TEXT NOT NULL, key_store_id TEXT NOT NULL,
+                    kcv TEXT NOT NULL, created_at BIGINT NOT NULL, development_ring BOOLEAN NOT NULL)
+                """,
+                """
+                CREATE TABLE instances (id TEXT PRIMARY KEY, host TEXT NOT NULL, pid BIGINT NOT NULL, started_at BIGINT NOT NULL,
+                    seen_at BIGINT NOT NULL, versions TEXT NOT NULL, primary_version BIGINT NOT NULL, primary_since BIGINT NOT NULL)
+                """,
+            ]),
         ])
     }
 
@@ -216,6 +226,23 @@ public final class PostgresVaultStore: VaultStore {
                 """, logger: log)
         case .revokeCredentials(let ids, let at):
             try await conn.query("UPDATE credentials SET revoked_at = \(millis(at)) WHERE id = ANY(\(ids)) AND revoked_at IS NULL", logger: log)
+        case .insertBinding(let b):
+            for try await _ in try await conn.query("SELECT 1 FROM vault_binding", logger: log).decode(Int.self) { throw StoreError(.conflict) }
+            try await conn.query("""
+                INSERT INTO vault_binding (id, data_store_id, key_store_id, kcv, created_at, development_ring)
+                VALUES (1, \(b.dataStoreID), \(b.keyStoreID), \(b.kcv), \(millis(b.createdAt)), \(b.developmentRing))
+                """, logger: log)
+        case .heartbeat(let h):
+            let versions = h.versions.map(String.init).joined(separator: ",")
+            try await conn.query("""
+                INSERT INTO instances (id, host, pid, started_at, seen_at, versions, primary_version, primary_since)
+                VALUES (\(h.id), \(h.host), \(Int64(h.pid)), \(millis(h.startedAt)), \(millis(h.seenAt)), \(versions), \(Int64(h.primary)),
+                    \(millis(h.primarySince)))
+                ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at, versions = excluded.versions,
+                    primary_version = excluded.primary_version, primary_since = excluded.primary_since
+                """, logger: log)
+        case .removeInstance(let id):
+            try await conn.query("DELETE FROM instances WHERE id = \(id)", logger: log)
         }
     }
 
@@ -429,6 +456,36 @@ public final class PostgresVaultStore: VaultStore {
         for try await (s, g, n) in try await client.query("""
             SELECT subject_id, key_group, generation FROM key_shred_queue ORDER BY queued_at LIMIT \(limit)
             """, logger: log).decode((String, String, Int).self) { out.append(DataKeyID(subject: s, group: g, generation: n)) }
+        return out
+    }
+
+    public func binding() async throws -> VaultBinding? {
+        var out: VaultBinding?
+        for try await (d, k, kcv, at, dev) in try await client.query("""
+            SELECT data_store_id, key_store_id, kcv, created_at, development_ring FROM vault_binding WHERE id = 1
+            """, logger: log).decode((String, String, String, Int64, Bool).self) {
+            out = VaultBinding(dataStoreID: d, keyStoreID: k, kcv: kcv, createdAt: PostgresDatabase.date(at), developmentRing: dev)
+        }
+        return out
+    }
+
+    public func hasData() async throws -> Bool {
+        var any = false
+        for try await b in try await client.query("""
+            SELECT EXISTS (SELECT 1 FROM subjects) OR EXISTS (SELECT 1 FROM credentials) OR EXISTS (SELECT 1 FROM audit_events)
+            """, logger: log).decode(Bool.self) { any = b }
+        return any
+    }
+
+    public func instances() async throws -> [InstanceHeartbeat] {
+        var out: [InstanceHeartbeat] = []
+        for try await (id, host, pid, started, seen, versions, primary, since) in try await client.query("""
+            SELECT id, host, pid, started_at, seen_at, versions, primary_version, primary_since FROM instances ORDER BY started_at, id
+            """, logger: log).decode((String, String, Int64, Int64, Int64, String, Int64, Int64).self) {
+            out.append(InstanceHeartbeat(id: id, host: host, pid: Int(pid), startedAt: PostgresDatabase.date(started),
+                                         seenAt: PostgresDatabase.date(seen), versions: versions.split(separator: ",").compactMap { UInt32($0) },
+                                         primary: UInt32(primary), primarySince: PostgresDatabase.date(since)))
+        }
         return out
     }
 }

@@ -35,6 +35,10 @@ public final class SQLiteKeyStore: DataKeyStore {
                 CREATE TABLE sweep_state (name TEXT PRIMARY KEY, value TEXT NOT NULL);
                 """)
         }
+        migrator.registerMigration("v4-identity") { db in
+            try db.execute(sql: "CREATE TABLE identity (id INTEGER PRIMARY KEY CHECK (id = 1), store_id TEXT NOT NULL, bound_data_store TEXT)")
+            try db.execute(sql: "INSERT INTO identity (id, store_id) VALUES (1, ?)", arguments: [try KeyStoreIdentity.newID()])
+        }
         try migrator.migrate(pool)
     }
 
@@ -164,6 +168,25 @@ public final class SQLiteKeyStore: DataKeyStore {
         try await pool.write { db in
             try db.execute(sql: "INSERT INTO sweep_state (name, value) VALUES ('orphan_cursor', ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
                            arguments: [json])
+        }
+    }
+
+    public func identity() async throws -> KeyStoreIdentity {
+        try await pool.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT store_id, bound_data_store FROM identity WHERE id = 1") else {
+                throw BindingError("the key store has no identity; it was not created by Cofre")
+            }
+            return KeyStoreIdentity(id: row["store_id"], boundDataStore: row["bound_data_store"])
+        }
+    }
+
+    public func bind(dataStore: String) async throws {
+        try await pool.write { db in
+            let current = try String.fetchOne(db, sql: "SELECT bound_data_store FROM identity WHERE id = 1")
+            if let current, current != dataStore {
+                throw BindingError("this key store serves another data store (\(current))")
+            }
+            try db.execute(sql: "UPDATE identity SET bound_data_store = ? WHERE id = 1", arguments: [dataStore])
         }
     }
 }

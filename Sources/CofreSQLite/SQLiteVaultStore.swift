@@ -147,6 +147,28 @@ public final class SQLiteVaultStore: VaultStore {
                 );
                 """)
         }
+        m.registerMigration("v6-binding-instances") { db in
+            try db.execute(sql: """
+                CREATE TABLE vault_binding (
+                    id INTEGER PRIMARY KEY CHECK (id = 1),
+                    data_store_id TEXT NOT NULL,
+                    key_store_id TEXT NOT NULL,
+                    kcv TEXT NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    development_ring INTEGER NOT NULL
+                );
+                CREATE TABLE instances (
+                    id TEXT PRIMARY KEY,
+                    host TEXT NOT NULL,
+                    pid INTEGER NOT NULL,
+                    started_at INTEGER NOT NULL,
+                    seen_at INTEGER NOT NULL,
+                    versions TEXT NOT NULL,
+                    primary_version INTEGER NOT NULL,
+                    primary_since INTEGER NOT NULL
+                );
+                """)
+        }
         return m
     }
 
@@ -290,6 +312,23 @@ public final class SQLiteVaultStore: VaultStore {
                 try db.execute(sql: "UPDATE credentials SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
                                arguments: [SQLiteDatabase.millis(at), id])
             }
+        case .insertBinding(let b):
+            guard try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM vault_binding") == 0 else { throw StoreError(.conflict) }
+            try db.execute(
+                sql: "INSERT INTO vault_binding (id, data_store_id, key_store_id, kcv, created_at, development_ring) VALUES (1, ?, ?, ?, ?, ?)",
+                arguments: [b.dataStoreID, b.keyStoreID, b.kcv, SQLiteDatabase.millis(b.createdAt), b.developmentRing ? 1 : 0])
+        case .heartbeat(let h):
+            try db.execute(
+                sql: """
+                    INSERT INTO instances (id, host, pid, started_at, seen_at, versions, primary_version, primary_since)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at, versions = excluded.versions,
+                        primary_version = excluded.primary_version, primary_since = excluded.primary_since
+                    """,
+                arguments: [h.id, h.host, h.pid, SQLiteDatabase.millis(h.startedAt), SQLiteDatabase.millis(h.seenAt),
+                            h.versions.map(String.init).joined(separator: ","), Int64(h.primary), SQLiteDatabase.millis(h.primarySince)])
+        case .removeInstance(let id):
+            try db.execute(sql: "DELETE FROM instances WHERE id = ?", arguments: [id])
         }
     }
 
@@ -481,6 +520,35 @@ public final class SQLiteVaultStore: VaultStore {
         try await pool.read { db in
             try Row.fetchAll(db, sql: "SELECT subject_id, key_group, generation FROM key_shred_queue ORDER BY queued_at LIMIT ?",
                              arguments: [limit]).map { DataKeyID(subject: $0["subject_id"], group: $0["key_group"], generation: $0["generation"]) }
+        }
+    }
+
+    public func binding() async throws -> VaultBinding? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM vault_binding WHERE id = 1").map { row in
+                VaultBinding(dataStoreID: row["data_store_id"], keyStoreID: row["key_store_id"], kcv: row["kcv"],
+                             createdAt: SQLiteDatabase.date(row["created_at"] as Int64), developmentRing: (row["development_ring"] as Int) != 0)
+            }
+        }
+    }
+
+    public func hasData() async throws -> Bool {
+        try await pool.read { db in
+            try Bool.fetchOne(db, sql: """
+                SELECT EXISTS (SELECT 1 FROM subjects) OR EXISTS (SELECT 1 FROM credentials) OR EXISTS (SELECT 1 FROM audit_events)
+                """) ?? false
+        }
+    }
+
+    public func instances() async throws -> [InstanceHeartbeat] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM instances ORDER BY started_at, id").map { row in
+                let versions: String = row["versions"]
+                return InstanceHeartbeat(
+                    id: row["id"], host: row["host"], pid: row["pid"], startedAt: SQLiteDatabase.date(row["started_at"] as Int64),
+                    seenAt: SQLiteDatabase.date(row["seen_at"] as Int64), versions: versions.split(separator: ",").compactMap { UInt32($0) },
+                    primary: UInt32(row["primary_version"] as Int64), primarySince: SQLiteDatabase.date(row["primary_since"] as Int64))
+            }
         }
     }
 }

@@ -43,15 +43,26 @@ func runCofre(_ args: [String], in directory: String, env: [String: String] = [:
     return RunResult(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
 }
 
-/// A working directory laid out like a checkout: `deploy/policy.example.yaml`, nothing else.
-func makeWorkdir() throws -> String {
+/// A working directory laid out like a checkout: `deploy/policy.example.yaml`, `keys/README.md` and,
+/// with `ring` (the default), a key-encryption key in `keys/` as the platform would supply one
+/// (only `cofre serve` creates a development ring, so operator commands need a ring to exist).
+func makeWorkdir(ring: Bool = true) throws -> String {
     let dir = try makeTempDirectory()
     try FileManager.default.createDirectory(atPath: dir + "/deploy", withIntermediateDirectories: true)
     try FileManager.default.copyItem(atPath: examplePolicyPath, toPath: dir + "/deploy/policy.example.yaml")
     // As git checks it out: keys/ holds only its README, with the umask's (open) mode.
     try FileManager.default.createDirectory(atPath: dir + "/keys", withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
     try FileManager.default.copyItem(atPath: repositoryRoot + "/keys/README.md", toPath: dir + "/keys/README.md")
+    if ring { try writeRing(dir + "/keys") }
     return dir
+}
+
+/// A fresh key-encryption key `kek-v1.key` in `directory` (made private), not marked as a development ring.
+func writeRing(_ directory: String) throws {
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    chmod(directory, 0o700)
+    let key = Data((0..<32).map { _ in UInt8.random(in: 0...255) }).base64EncodedString() + "\n"
+    FileManager.default.createFile(atPath: directory + "/kek-v1.key", contents: Data(key.utf8), attributes: [.posixPermissions: 0o600])
 }
 
 /// A `cofre serve` process on a loopback port, stopped with SIGTERM.

@@ -34,9 +34,25 @@ struct KeysCommandTests {
         #expect(versions.first { $0["version"] as? Int == 1 }?["data_keys"] as? Int == 0)
         #expect((status["system_keys"] as? [String: Int])?.values.allSatisfy { $0 == 2 } == true)
 
-        let retire = try runCofre(["keys", "retire", "1"], in: dir)
+        // The running server reports (heartbeat) that it has used v2 as primary; retire waits until it
+        // has for long enough, then archives v1 instead of deleting it.
+        var retire = try runCofre(["keys", "retire", "1"], in: dir)
+        for _ in 0..<30 where retire.status != 0 {
+            #expect(retire.stderr.contains("less than 10 s ago"), "\(retire.stderr)")
+            try await Task.sleep(for: .milliseconds(500))
+            retire = try runCofre(["keys", "retire", "1"], in: dir)
+        }
         #expect(retire.status == 0, "\(retire.stderr)")
+        #expect(retire.stdout.contains("archived at"))
         #expect(!FileManager.default.fileExists(atPath: dir + "/keys/kek-v1.key"))
+        let archived = try FileManager.default.attributesOfItem(atPath: dir + "/keys/retired/kek-v1.key")
+        #expect(archived[.posixPermissions] as? Int == 0o600)
+        let instances = json(try runCofre(["keys", "status", "--json"], in: dir).stdout)["instances"] as? [[String: Any]] ?? []
+        #expect(instances.count == 1 && instances.first?["primary"] as? Int == 2)
+        let purge = try runCofre(["keys", "purge", "v1"], in: dir)
+        #expect(purge.status != 0 && purge.stderr.contains("--backups-gone"))
+        #expect(try runCofre(["keys", "purge", "v1", "--backups-gone"], in: dir).status == 0)
+        #expect(!FileManager.default.fileExists(atPath: dir + "/keys/retired/kek-v1.key"))
         let primary = try runCofre(["keys", "retire", "v2"], in: dir)
         #expect(primary.stderr.contains("primary"))
         #expect(try runCofre(["keys", "retire", "version-one"], in: dir).stderr.contains("VERSION must be a number"))
@@ -47,12 +63,62 @@ struct KeysCommandTests {
         #expect(try await server.stop() == 0)
     }
 
+    @Test("rotate, rewrap and retire back to back under a client creating subjects: every subject reads back after a restart")
+    func retireUnderLoad() async throws {
+        let dir = try makeWorkdir()
+        let crm = json(try runCofre(["service", "issue", "crm", "--json"], in: dir).stdout)["key"] as! String
+        let server = try Server(directory: dir, env: ["COFRE_KEY_RELOAD_SECONDS": "1"])
+        try await server.waitReady()
+        // A client creating subjects without pause, through the whole runbook.
+        let stop = LockedFlag()
+        let creator = Task.detached { () -> [(ref: String, token: String)] in
+            var made: [(String, String)] = []
+            var i = 0
+            while !stop.value && i < 400 {
+                let r = try server.curl("POST", "/v1/subjects", key: crm, body: #"{"external_ref":"load-\#(i)","fields":{"name":"Pessoa \#(i)"}}"#)
+                if r.status == 201, let t = (json(r.body)["tokens"] as? [String: String])?["name"] { made.append(("load-\(i)", t)) }
+                i += 1
+            }
+            return made
+        }
+        #expect(try runCofre(["keys", "rotate"], in: dir).status == 0)
+        var retired = false
+        for _ in 0..<40 where !retired {
+            #expect(try runCofre(["keys", "rewrap"], in: dir).status == 0)
+            let r = try runCofre(["keys", "retire", "v1"], in: dir)
+            retired = r.status == 0
+            if !retired {
+                #expect(r.stderr.contains("rewrap") || r.stderr.contains("ago") || r.stderr.contains("not all loaded"), "\(r.stderr)")
+                try await Task.sleep(for: .milliseconds(500))
+            }
+        }
+        #expect(retired)
+        try await Task.sleep(for: .milliseconds(500))
+        stop.value = true
+        let made = try await creator.value
+        #expect(made.count > 10)
+        #expect(try await server.stop() == 0)
+
+        let again = try Server(directory: dir)
+        try await again.waitReady()
+        for chunk in stride(from: 0, to: made.count, by: 200) {
+            let tokens = made[chunk..<min(chunk + 200, made.count)].map(\.token)
+            let body = #"{"purpose":"payment","tokens":["\#(tokens.joined(separator: "\",\""))"]}"#
+            let r = try again.curl("POST", "/v1/detokenize", key: crm, body: body)
+            #expect(r.status == 200, "\(r.body)")
+            let results = json(r.body)["results"] as? [[String: Any]] ?? []
+            #expect(results.count == tokens.count && results.allSatisfy { ($0["value"] as? String)?.hasPrefix("Pessoa ") == true },
+                    "a subject created during the runbook no longer reads")
+        }
+        #expect(try await again.stop() == 0)
+    }
+
     @Test("production: the KEK comes from COFRE_KEK or COFRE_KEK_FILE; without one, start fails with a clear message")
     func productionKeySources() async throws {
-        let dir = try makeWorkdir()
+        let dir = try makeWorkdir(ring: false)
         let missing = try runCofre(["serve", "--port", "0"], in: dir, env: ["COFRE_ENV": "production"])
         #expect(missing.status != 0)
-        #expect(missing.stderr.contains("refusing to create one because COFRE_ENV=production"))
+        #expect(missing.stderr.contains("set COFRE_KEK or COFRE_KEK_FILE"))
 
         let kek = "v1:" + Data((0..<32).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
         let env = ["COFRE_ENV": "production", "COFRE_KEK": kek]
@@ -77,5 +143,15 @@ struct KeysCommandTests {
         #expect(try String(contentsOfFile: dir + "/kek.txt", encoding: .utf8).split(separator: "\n").count == 2)
         let listed = try runCofre(["service", "list"], in: dir, env: fileEnv)
         #expect(listed.status == 0, "the data written under the environment's v1 still opens: \(listed.stderr)")
+    }
+}
+
+/// A flag shared with a detached task.
+final class LockedFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var flag = false
+    var value: Bool {
+        get { lock.withLock { flag } }
+        set { lock.withLock { flag = newValue } }
     }
 }

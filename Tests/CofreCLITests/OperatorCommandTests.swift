@@ -13,7 +13,7 @@ struct OperatorCommandTests {
         #expect(answer["service"] as? String == "crm")
         let key = try #require(answer["key"] as? String)
         #expect(key.hasPrefix("cofre_sk_") && key.count == 61)
-        #expect(issued.stderr.contains("DEVELOPMENT KEY RING CREATED"))
+        #expect(!issued.stderr.contains("DEVELOPMENT KEY RING CREATED"), "only `cofre serve` creates a development ring")
 
         let text = try runCofre(["service", "issue", "whatsapp-bot"], in: dir)
         #expect(text.status == 0)
@@ -78,12 +78,14 @@ struct OperatorCommandTests {
 
     @Test("COFRE_ENV=production refuses to create a key ring; a 0644 key file is refused")
     func productionKeys() throws {
-        let dir = try makeWorkdir()
-        let r = try runCofre(["serve", "--port", "0"], in: dir, env: ["COFRE_ENV": "production"])
+        let fresh = try makeWorkdir(ring: false)
+        let r = try runCofre(["serve", "--port", "0"], in: fresh, env: ["COFRE_ENV": "production"])
         #expect(r.status != 0)
-        #expect(r.stderr.contains("production"))
-        #expect(!FileManager.default.fileExists(atPath: dir + "/keys/kek-v1.key"))
+        #expect(r.stderr.contains("production") && r.stderr.contains("COFRE_KEK or COFRE_KEK_FILE"))
+        #expect(!FileManager.default.fileExists(atPath: fresh + "/keys/kek-v1.key"))
+        #expect(!FileManager.default.fileExists(atPath: fresh + "/data/cofre.sqlite"), "a refused start leaves no data store behind")
 
+        let dir = try makeWorkdir()
         #expect(try runCofre(["keys", "status"], in: dir).status == 0)
         chmod(dir + "/keys/kek-v1.key", 0o644)
         let open = try runCofre(["keys", "status"], in: dir)
@@ -94,14 +96,18 @@ struct OperatorCommandTests {
     @Test("options resolve as flag, then COFRE_* environment, then --config file")
     func configuration() throws {
         let dir = try makeWorkdir()
+        try writeRing(dir + "/ring")
         try "database: sqlite:./from-config.sqlite\nkeys: ./ring\n".write(toFile: dir + "/cofre.yaml", atomically: true, encoding: .utf8)
         #expect(try runCofre(["service", "issue", "crm", "--config", "cofre.yaml"], in: dir).status == 0)
         #expect(FileManager.default.fileExists(atPath: dir + "/from-config.sqlite"))
-        #expect(FileManager.default.fileExists(atPath: dir + "/ring/kek-v1.key"))
-        #expect(try runCofre(["service", "issue", "crm", "--config", "cofre.yaml"], in: dir,
-                             env: ["COFRE_DATABASE": "sqlite:./from-env.sqlite"]).status == 0)
+        #expect(FileManager.default.fileExists(atPath: dir + "/ring/datakeys.sqlite"))
+        // Each data store needs its own key store: a key store serves one vault.
+        let viaEnv = try runCofre(["service", "issue", "crm", "--config", "cofre.yaml"], in: dir,
+                                  env: ["COFRE_DATABASE": "sqlite:./from-env.sqlite", "COFRE_KEY_STORE": "sqlite:./env-keys.sqlite"])
+        #expect(viaEnv.status == 0, "\(viaEnv.stderr)")
         #expect(FileManager.default.fileExists(atPath: dir + "/from-env.sqlite"))
-        #expect(try runCofre(["service", "issue", "crm", "--config", "cofre.yaml", "--database", "sqlite:./from-flag.sqlite"], in: dir,
+        #expect(try runCofre(["service", "issue", "crm", "--config", "cofre.yaml", "--database", "sqlite:./from-flag.sqlite",
+                              "--key-store", "sqlite:./flag-keys.sqlite"], in: dir,
                              env: ["COFRE_DATABASE": "sqlite:./from-env.sqlite"]).status == 0)
         #expect(FileManager.default.fileExists(atPath: dir + "/from-flag.sqlite"))
 

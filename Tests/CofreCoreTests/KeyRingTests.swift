@@ -10,14 +10,14 @@ struct KeyRingTests {
     func createsInDevelopment() throws {
         let dir = try makeTempDirectory() + "/keys"
         let logs = LogCapture()
-        let ring = try KeyRingDirectory.load(directory: dir, allowCreate: true, logger: logs.logger)
+        let ring = try KeyRingDirectory.load(directory: dir, allowCreate: true, logger: logs.logger).ring
         #expect(ring.versions == [1])
         let attrs = try FileManager.default.attributesOfItem(atPath: dir + "/kek-v1.key")
         #expect((attrs[.posixPermissions] as? Int) == 0o600)
         #expect((try FileManager.default.attributesOfItem(atPath: dir)[.posixPermissions] as? Int) == 0o700)
         #expect(logs.text.contains("DEVELOPMENT KEY RING CREATED"))
         // Loading again reads the same key rather than making another.
-        let again = try KeyRingDirectory.load(directory: dir, allowCreate: true, logger: logs.logger)
+        let again = try KeyRingDirectory.load(directory: dir, allowCreate: true, logger: logs.logger).ring
         #expect(again.versions == [1])
         let sealed = try Envelope.seal([1, 2, 3], key: ring.key(version: 1)!, keyVersion: 1, context: AssociatedData(["t"]))
         #expect(try Envelope.open(sealed, key: again.key(version: 1)!, context: AssociatedData(["t"])) == [1, 2, 3])
@@ -29,7 +29,7 @@ struct KeyRingTests {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o755])
         FileManager.default.createFile(atPath: dir + "/README.md", contents: Data("x".utf8))
         #expect(throws: KeyRingError.self) { try KeyRingDirectory.load(directory: dir, allowCreate: false, logger: LogCapture().logger) }
-        let ring = try KeyRingDirectory.load(directory: dir, allowCreate: true, logger: LogCapture().logger)
+        let ring = try KeyRingDirectory.load(directory: dir, allowCreate: true, logger: LogCapture().logger).ring
         #expect(ring.versions == [1])
         #expect((try FileManager.default.attributesOfItem(atPath: dir)[.posixPermissions] as? Int) == 0o700)
     }
@@ -38,30 +38,30 @@ struct KeyRingTests {
     func refusesInProduction() throws {
         let dir = try makeTempDirectory()
         let error = #expect(throws: KeyRingError.self) {
-            try KeyRingDirectory.load(directory: dir + "/keys", allowCreate: false, logger: LogCapture().logger)
+            try KeyRingDirectory.load(directory: dir + "/keys", allowCreate: false, logger: LogCapture().logger).ring
         }
         #expect(error?.description.contains("production") == true)
         let empty = dir + "/empty"
         try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
         let error2 = #expect(throws: KeyRingError.self) {
-            try KeyRingDirectory.load(directory: empty, allowCreate: false, logger: LogCapture().logger)
+            try KeyRingDirectory.load(directory: empty, allowCreate: false, logger: LogCapture().logger).ring
         }
-        #expect(error2?.description.contains("refusing to create") == true)
+        #expect(error2?.description.contains("COFRE_KEK or COFRE_KEK_FILE") == true)
     }
 
     @Test("a key file or directory readable by group or others is refused with the chmod that fixes it")
     func refusesOpenModes() throws {
         let dir = try makeTempDirectory() + "/keys"
-        _ = try KeyRingDirectory.load(directory: dir, allowCreate: true, logger: LogCapture().logger)
+        _ = try KeyRingDirectory.load(directory: dir, allowCreate: true, logger: LogCapture().logger).ring
         chmod(dir + "/kek-v1.key", 0o644)
         let error = #expect(throws: KeyRingError.self) {
-            try KeyRingDirectory.load(directory: dir, allowCreate: true, logger: LogCapture().logger)
+            try KeyRingDirectory.load(directory: dir, allowCreate: true, logger: LogCapture().logger).ring
         }
         #expect(error?.description.contains("chmod 600") == true)
         chmod(dir + "/kek-v1.key", 0o600)
         chmod(dir, 0o755)
         let error2 = #expect(throws: KeyRingError.self) {
-            try KeyRingDirectory.load(directory: dir, allowCreate: true, logger: LogCapture().logger)
+            try KeyRingDirectory.load(directory: dir, allowCreate: true, logger: LogCapture().logger).ring
         }
         #expect(error2?.description.contains("chmod 700") == true)
     }
@@ -69,11 +69,11 @@ struct KeyRingTests {
     @Test("a key file that is not base64 of 32 bytes is refused")
     func refusesBadKeyFile() throws {
         let dir = try makeTempDirectory() + "/keys"
-        _ = try KeyRingDirectory.load(directory: dir, allowCreate: true, logger: LogCapture().logger)
+        _ = try KeyRingDirectory.load(directory: dir, allowCreate: true, logger: LogCapture().logger).ring
         let bad = dir + "/kek-v2.key"
         FileManager.default.createFile(atPath: bad, contents: Data("c2hvcnQ=\n".utf8), attributes: [.posixPermissions: 0o600])
         let error = #expect(throws: KeyRingError.self) {
-            try KeyRingDirectory.load(directory: dir, allowCreate: true, logger: LogCapture().logger)
+            try KeyRingDirectory.load(directory: dir, allowCreate: true, logger: LogCapture().logger).ring
         }
         #expect(error?.description.contains("exactly 32 bytes") == true)
     }

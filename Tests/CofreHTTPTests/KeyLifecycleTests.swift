@@ -88,15 +88,15 @@ struct KeyLifecycleTests {
         let k1 = Data((0..<32).map { UInt8($0) }).base64EncodedString()
         let k2 = Data((0..<32).map { UInt8(255 - $0) }).base64EncodedString()
         let logger = LogCapture().logger
-        let env = try KeyRingProvider(source: .environment("v1:\(k1), v2:\(k2)"), allowCreate: false, logger: logger)
+        let env = try KeyRingProvider(environmentValue: "v1:\(k1), v2:\(k2)", logger: logger)
         #expect(env.current.versions == [1, 2])
         let refused = #expect(throws: KeyRingError.self) { _ = try env.rotate() }
         #expect(refused?.description.contains("secret store") == true)
         for bad in ["v1:short", "1:\(k1)", "v1:\(k1),v1:\(k2)", ""] {
-            #expect(throws: KeyRingError.self) { _ = try KeyRingProvider(source: .environment(bad), allowCreate: false, logger: logger) }
+            #expect(throws: KeyRingError.self) { _ = try KeyRingProvider(environmentValue: bad, logger: logger) }
         }
         let noLeak = #expect(throws: KeyRingError.self) {
-            _ = try KeyRingProvider(source: .environment("v1:\(k1.dropLast(4))"), allowCreate: false, logger: logger)
+            _ = try KeyRingProvider(environmentValue: "v1:\(k1.dropLast(4))", logger: logger)
         }
         #expect(noLeak?.description.contains(String(k1.prefix(10))) == false, "errors never quote key material")
 

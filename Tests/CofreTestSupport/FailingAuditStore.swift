@@ -61,6 +61,9 @@ public final class FailingAuditStore: VaultStore, @unchecked Sendable {
     public func erasureReceiptJSON(subject: String) async throws -> String? { try await base.erasureReceiptJSON(subject: subject) }
     public func expiredRetentions(now: Date, limit: Int) async throws -> [FieldRecord] { try await base.expiredRetentions(now: now, limit: limit) }
     public func queuedKeyShreds(limit: Int) async throws -> [DataKeyID] { try await base.queuedKeyShreds(limit: limit) }
+    public func binding() async throws -> VaultBinding? { try await base.binding() }
+    public func hasData() async throws -> Bool { try await base.hasData() }
+    public func instances() async throws -> [InstanceHeartbeat] { try await base.instances() }
 }
 
 /// A key store that fails on command: inserts, destructions, or both.
@@ -104,6 +107,8 @@ public final class FailingKeyStore: DataKeyStore, @unchecked Sendable {
     public func scan(after cursor: KeyScanCursor?, createdThrough: Date, limit: Int) async throws -> [(id: DataKeyID, createdAt: Date)] {
         try await base.scan(after: cursor, createdThrough: createdThrough, limit: limit)
     }
+    public func identity() async throws -> KeyStoreIdentity { try await base.identity() }
+    public func bind(dataStore: String) async throws { try await base.bind(dataStore: dataStore) }
     public func sweepCursor() async throws -> KeyScanCursor? { try await base.sweepCursor() }
     public func setSweepCursor(_ cursor: KeyScanCursor) async throws { try await base.setSweepCursor(cursor) }
 }
