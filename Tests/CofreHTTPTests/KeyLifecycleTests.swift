@@ -123,3 +123,24 @@ struct KeyLifecycleTests {
         #expect(try await tv.vault.dataKeys.store.reserveUses(id, count: 1, limit: 3) == false)
     }
 }
+
+@Suite("Binding of the data store to its key store, on the engine under test")
+struct BindingVaultTests {
+    @Test("another vault's key store and ring, or an empty key store, are refused before anything is written")
+    func refused() async throws {
+        let a = try await TestVault.make()
+        let b = try await TestVault.make()
+        _ = try await a.principal("crm")
+        let head = try await a.vault.store.lastAuditEvent()?.seq
+        let foreign = await #expect(throws: BindingError.self) { _ = try await TestVault.openMismatched(data: a, keys: b) }
+        #expect(foreign?.description.contains("belongs to key store") == true, "\(foreign?.description ?? "")")
+        let empty = await #expect(throws: BindingError.self) { _ = try await TestVault.openMismatched(data: a, keys: a, freshKeyStore: true) }
+        #expect(empty?.description.contains("the key store is empty") == true, "\(empty?.description ?? "")")
+        #expect(try await a.vault.store.lastAuditEvent()?.seq == head)
+        #expect(try await a.vault.verifyAudit().ok)
+        // The right pair still opens, and the binding is the one recorded at the first open.
+        let again = try await a.reopen()
+        #expect(again.vault.binding == a.vault.binding)
+        #expect(try await a.vault.dataKeys.store.identity().boundDataStore == a.vault.binding.dataStoreID)
+    }
+}

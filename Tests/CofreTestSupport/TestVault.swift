@@ -136,6 +136,30 @@ public struct TestVault: Sendable {
         }
     }
 
+    /// Opens `data`'s data store with `keys`' key store and key ring (another vault's, or a fresh one),
+    /// as an operator who points the options at the wrong place would. Throws what `Vault.open` throws.
+    public static func openMismatched(data: TestVault, keys: TestVault, freshKeyStore: Bool = false) async throws -> Vault {
+        let silent = Logger(label: "pg") { _ in SwiftLogNoOpLogHandler() }
+        let ring = try KeyRingProvider(source: .directory(keys.keysPath), allowCreate: false, logger: keys.logs.logger)
+        switch data.engine {
+        case .sqlite:
+            let keyStore = try SQLiteKeyStore(path: freshKeyStore ? keys.directory + "/fresh-\(UUID().uuidString).sqlite" : keys.keyStorePath)
+            return try await Vault.open(policy: data.vault.policy, keyRing: ring, keyStore: keyStore, logger: data.logs.logger) { chain in
+                try SQLiteVaultStore(path: data.dataPath, chain: chain)
+            }
+        case .postgres(let admin):
+            let keysURL = freshKeyStore ? try await createDatabases(admin: admin).keys : keys.databases!.keys
+            let dataClient = PostgresClient(configuration: try PostgresDatabase.configuration(data.databases!.data), backgroundLogger: silent)
+            let keyClient = PostgresClient(configuration: try PostgresDatabase.configuration(keysURL), backgroundLogger: silent)
+            let runner = ClientRunner([dataClient, keyClient])
+            defer { withExtendedLifetime(runner) {} }
+            return try await Vault.open(policy: data.vault.policy, keyRing: ring, keyStore: PostgresKeyStore(client: keyClient),
+                                        logger: data.logs.logger) { chain in
+                PostgresVaultStore(client: dataClient, chain: chain)
+            }
+        }
+    }
+
     /// Opens the same stores again, as a restarted (or second) server would.
     public func reopen() async throws -> TestVault {
         try await Self.make(policy: vault.policy, directory: directory, clock: clock, engine: engine, databases: databases)
