@@ -54,10 +54,12 @@ struct AuditCommand: AsyncParsableCommand {
             print(pad("SEQ", 6) + pad("TIME", 25) + pad("SERVICE", 14) + pad("ACTION", 20) + pad("SUBJECT", 31) + pad("FIELDS", 14)
                   + pad("PURPOSE", 21) + "DECISION")
             for e in events {
-                let decision = (e["decision"] as? String ?? "") + ((e["code"] as? String).map { " (\($0))" } ?? "")
-                print(pad("\(e["seq"] ?? "")", 6) + pad(e["time"] as? String ?? "", 25) + pad(e["service"] as? String ?? "", 14)
-                      + pad(e["action"] as? String ?? "", 20) + pad(e["subject"] as? String ?? "-", 31)
-                      + pad((e["fields"] as? [String] ?? []).joined(separator: ","), 14) + pad(e["purpose"] as? String ?? "-", 21) + decision)
+                // Every text from the log is escaped before it reaches the terminal.
+                func text(_ key: String, _ absent: String = "") -> String { Terminal.escape(e[key] as? String ?? absent) }
+                let decision = text("decision") + ((e["code"] as? String).map { " (\(Terminal.escape($0)))" } ?? "")
+                print(pad("\(e["seq"] ?? "")", 6) + pad(text("time"), 25) + pad(text("service"), 14)
+                      + pad(text("action"), 20) + pad(text("subject", "-"), 31)
+                      + pad(Terminal.escape((e["fields"] as? [String] ?? []).joined(separator: ",")), 14) + pad(text("purpose", "-"), 21) + decision)
             }
             if let next { print("more: cofre audit events --after \(next)\(through.map { " --through \($0)" } ?? "") (or --all)") }
         }
@@ -88,7 +90,12 @@ struct AuditCommand: AsyncParsableCommand {
                 print("OK: the audit chain is intact (\(r["events"] ?? 0) events, head \(r["head"] ?? ""))"
                       + (checkpoint == nil ? "" : ", and it still holds the checkpoint"))
             } else {
-                print("BROKEN at sequence \(r["first_bad_seq"] ?? "?"): \(r["reason"] ?? "")")
+                let ranges = r["broken"] as? [[String: Any]] ?? []
+                print("BROKEN: \(ranges.count) bad range(s) among \(r["events"] ?? 0) events checked")
+                for range in ranges {
+                    let from = range["from"] as? Int ?? 0, to = range["to"] as? Int ?? 0
+                    print("  " + (from == to ? "sequence \(from)" : "sequences \(from)…\(to)") + ": " + Terminal.escape("\(range["reason"] ?? "")"))
+                }
             }
             if !ok { throw ExitCode(2) }
         }

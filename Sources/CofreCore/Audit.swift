@@ -44,16 +44,44 @@ public struct AuditDraft: Sendable, Equatable {
 
 /// A chained audit event as stored.
 public struct AuditEvent: Sendable, Equatable {
+    /// The columns whose stored form the typed draft cannot carry exactly (a decision that is not
+    /// `allow` or `deny`, a field list with empty entries, the stored millisecond): `verify` MACs these
+    /// bytes as stored, so an edit of the stored text is never normalised away before the check.
+    public struct Stored: Sendable, Equatable {
+        public let timeMillis: Int64
+        public let fields: String
+        public let decision: String
+        public init(timeMillis: Int64, fields: String, decision: String) {
+            self.timeMillis = timeMillis
+            self.fields = fields
+            self.decision = decision
+        }
+    }
+
     public let seq: Int64
     public let draft: AuditDraft
     public let prevHash: String
     public let hash: String
+    public let stored: Stored?
 
-    public init(seq: Int64, draft: AuditDraft, prevHash: String, hash: String) {
+    public init(seq: Int64, draft: AuditDraft, prevHash: String, hash: String, stored: Stored? = nil) {
         self.seq = seq
         self.draft = draft
         self.prevHash = prevHash
         self.hash = hash
+        self.stored = stored
+    }
+}
+
+/// A stretch of the log that does not verify, from one sequence number to another (inclusive).
+public struct AuditBreak: Sendable, Equatable {
+    public var from: Int64
+    public var to: Int64
+    public let reason: String
+    public init(from: Int64, to: Int64, reason: String) {
+        self.from = from
+        self.to = to
+        self.reason = reason
     }
 }
 
@@ -69,11 +97,23 @@ public struct AuditChain: Sendable {
 
     /// The canonical encoding (documented in SECURITY.md): length-prefixed UTF-8 parts, absent values as "".
     public static func canonical(seq: Int64, _ d: AuditDraft) -> [UInt8] {
+        canonical(seq: seq, d, timeMillis: millis(d.time), fields: d.fields.joined(separator: ","), decision: d.decision.rawValue)
+    }
+
+    static func canonical(seq: Int64, _ d: AuditDraft, timeMillis: Int64, fields: String, decision: String) -> [UInt8] {
         AssociatedData([
-            "cofre.audit.v1", String(seq), String(millis(d.time)), d.service, d.role, d.action, d.subject ?? "",
-            d.fields.joined(separator: ","), d.purpose ?? "", d.legalBasis ?? "", d.decision.rawValue, d.code ?? "",
+            "cofre.audit.v1", String(seq), String(timeMillis), d.service, d.role, d.action, d.subject ?? "",
+            fields, d.purpose ?? "", d.legalBasis ?? "", decision, d.code ?? "",
             d.requestID ?? "", d.ref ?? "", d.target ?? "",
         ]).bytes
+    }
+
+    /// Whether an event's stored hash is the MAC of its stored bytes after its stored previous hash.
+    public func verifies(_ e: AuditEvent) -> Bool {
+        let bytes = e.stored.map { AuditChain.canonical(seq: e.seq, e.draft, timeMillis: $0.timeMillis, fields: $0.fields, decision: $0.decision) }
+            ?? AuditChain.canonical(seq: e.seq, e.draft)
+        let mac = Identifiers.hex(Digest.hmacSHA256(key: key, Array(e.prevHash.utf8) + bytes))
+        return Digest.constantTimeEquals(Array(mac.utf8), Array(e.hash.utf8))
     }
 
     public func seal(_ draft: AuditDraft, seq: Int64, prevHash: String) -> AuditEvent {
@@ -88,20 +128,35 @@ public struct AuditChain: Sendable {
         Identifiers.hex(Digest.hmacSHA256(key: key, Array("ref:\(kind):".utf8) + Array(secret.utf8)))
     }
 
-    /// Where the chain first breaks, or nil when every event links and verifies.
-    public func firstBreak(_ events: [AuditEvent], expectedFirstSeq: Int64 = 1, previous: String = genesis) -> (seq: Int64, reason: String)? {
-        var prev = previous
-        var expected = expectedFirstSeq
-        for e in events {
-            if e.seq != expected { return (expected, "sequence \(expected) is missing (found \(e.seq))") }
-            if e.prevHash != prev { return (e.seq, "previous-hash link does not match") }
-            let recomputed = seal(e.draft, seq: e.seq, prevHash: prev)
-            guard Digest.constantTimeEquals(Array(recomputed.hash.utf8), Array(e.hash.utf8)) else {
-                return (e.seq, "event content does not match its hash")
+    /// Checks a page of stored events in order, continuing after every break (re-anchoring on each
+    /// event's stored hash), and returns every bad stretch; `state` carries the expected next sequence
+    /// number and the previous stored hash from page to page.
+    public func breaks(_ events: [AuditEvent], state: inout (expected: Int64, previous: String)) -> [AuditBreak] {
+        var out: [AuditBreak] = []
+        func mark(_ from: Int64, _ to: Int64, _ reason: String) {
+            if let last = out.last, last.to + 1 >= from {
+                out[out.count - 1].to = max(last.to, to)
+            } else {
+                out.append(AuditBreak(from: from, to: to, reason: reason))
             }
-            prev = e.hash
-            expected += 1
         }
-        return nil
+        for e in events {
+            if e.seq != state.expected {
+                if e.seq > state.expected {
+                    mark(state.expected, e.seq - 1, "events \(state.expected)…\(e.seq - 1) are missing")
+                } else {
+                    mark(e.seq, e.seq, "sequence \(e.seq) is out of order or repeated")
+                }
+            }
+            if e.prevHash != state.previous {
+                mark(e.seq, e.seq, "the previous-hash link does not match")
+            } else if !verifies(e) {
+                mark(e.seq, e.seq, "event content does not match its hash")
+            }
+            // Re-anchor: the next event is judged against this one as stored.
+            state.previous = e.hash
+            state.expected = max(state.expected, e.seq + 1)
+        }
+        return out
     }
 }

@@ -2,13 +2,15 @@ import CofreCrypto
 public import Foundation
 import Logging
 
-/// What `verify` found.
+/// What `verify` found: every event counted, every bad stretch listed (CONTRACT §4 v2).
 public struct AuditVerification: Sendable, Equatable {
     public let ok: Bool
+    /// How many events were checked: all of them, whatever broke.
     public let events: Int64
     public let head: String
-    public let firstBadSeq: Int64?
-    public let reason: String?
+    public let broken: [AuditBreak]
+    public var firstBadSeq: Int64? { broken.first?.from }
+    public var reason: String? { broken.first?.reason }
 }
 
 /// A statement by the vault that its log held `seq` events ending in `head` at `time`, with a MAC
@@ -87,32 +89,35 @@ extension Vault {
                 throw VaultError(.unprocessable, .init("checkpoint_invalid"), "the checkpoint was not issued by this vault or was altered")
             }
         }
-        var prev = AuditChain.genesis
-        var expected: Int64 = 1
+        var state: (expected: Int64, previous: String) = (1, AuditChain.genesis)
         var count: Int64 = 0
+        var broken: [AuditBreak] = []
         var checkpointHash: String?
+        var lastSeq: Int64 = 0
         while true {
-            let page = try await store.auditPage(after: expected - 1, limit: Self.auditPageLimit)
-            if page.isEmpty { break }
-            if let broken = chain.firstBreak(page, expectedFirstSeq: expected, previous: prev) {
-                return AuditVerification(ok: false, events: count, head: prev, firstBadSeq: broken.seq, reason: broken.reason)
+            let page = try await store.auditPage(after: lastSeq, limit: Self.auditPageLimit)
+            guard let last = page.last else { break }
+            for b in chain.breaks(page, state: &state) {
+                if let prior = broken.last, prior.to + 1 >= b.from {
+                    broken[broken.count - 1].to = max(prior.to, b.to)
+                } else {
+                    broken.append(b)
+                }
             }
             if let c = checkpoint, let e = page.first(where: { $0.seq == c.seq }) { checkpointHash = e.hash }
             count += Int64(page.count)
-            prev = page.last!.hash
-            expected = page.last!.seq + 1
+            lastSeq = last.seq
         }
         if let c = checkpoint {
-            if count < c.seq {
-                return AuditVerification(ok: false, events: count, head: prev, firstBadSeq: count + 1,
-                                         reason: "the log ends at sequence \(count), before the checkpoint's \(c.seq): it was cut back")
-            }
-            if checkpointHash != c.head {
-                return AuditVerification(ok: false, events: count, head: prev, firstBadSeq: c.seq,
-                                         reason: "event \(c.seq) no longer has the checkpoint's hash: the log was rewritten up to it")
+            if lastSeq < c.seq {
+                broken.append(AuditBreak(from: lastSeq + 1, to: c.seq,
+                                         reason: "the log ends at sequence \(lastSeq), before the checkpoint's \(c.seq): it was cut back"))
+            } else if checkpointHash != c.head {
+                broken.append(AuditBreak(from: c.seq, to: c.seq,
+                                         reason: "event \(c.seq) no longer has the checkpoint's hash: the log was rewritten up to it"))
             }
         }
-        return AuditVerification(ok: true, events: count, head: prev, firstBadSeq: nil, reason: nil)
+        return AuditVerification(ok: broken.isEmpty, events: count, head: state.previous, broken: broken)
     }
 
     /// `GET /v1/audit/verify`, for an auditor; the verification itself is then audited.
@@ -121,7 +126,7 @@ extension Vault {
         do {
             let result = try await verifyAudit(checkpoint: checkpoint)
             try await store.appendAudit([draft(p, action: "audit.verify", requestID: requestID, decision: .allow,
-                                               code: result.ok ? nil : "chain_broken_at_\(result.firstBadSeq ?? 0)")])
+                                               code: result.ok ? nil : "chain_broken_at_\(result.firstBadSeq ?? 0)_ranges_\(result.broken.count)")])
             return result
         } catch {
             throw mapStore(error)
@@ -151,7 +156,8 @@ extension Vault {
                 logger.info("audit chain verified", metadata: ["events": "\(result.events)"])
             } else {
                 logger.error("AUDIT CHAIN BROKEN; serving and appending anyway so auditors can investigate",
-                             metadata: ["first_bad_seq": "\(result.firstBadSeq ?? 0)", "reason": "\(result.reason ?? "")"])
+                             metadata: ["first_bad_seq": "\(result.firstBadSeq ?? 0)", "ranges": "\(result.broken.count)",
+                                        "reason": "\(result.reason ?? "")"])
             }
         } catch {
             logger.error("audit chain could not be read at start", metadata: ["error.type": "\(type(of: error))"])

@@ -55,12 +55,18 @@ struct AuditEventsAnswer: Encodable {
 }
 
 struct VerifyAnswer: Encodable {
+    struct Range: Encodable {
+        let from: Int64
+        let to: Int64
+        let reason: String
+    }
     let ok: Bool
     let events: Int64
     let head: String
     let firstBadSeq: Int64?
     let reason: String?
-    enum CodingKeys: String, CodingKey { case ok, events, head, firstBadSeq = "first_bad_seq", reason }
+    let broken: [Range]
+    enum CodingKeys: String, CodingKey { case ok, events, head, firstBadSeq = "first_bad_seq", reason, broken }
 }
 
 /// The auditor's routes: events, verify, checkpoint.
@@ -100,7 +106,8 @@ struct AuditAPI: Sendable {
                 checkpoint = AuditCheckpoint(seq: try Self.integer(seq, "checkpoint_seq"), head: head, time: try Self.date(time, "checkpoint_time"), mac: mac)
             }
             let r = try await vault.verifyAudit(principal, checkpoint: checkpoint, requestID: context.requestID)
-            return try VaultAPI.json(VerifyAnswer(ok: r.ok, events: r.events, head: r.head, firstBadSeq: r.firstBadSeq, reason: r.reason))
+            return try VaultAPI.json(VerifyAnswer(ok: r.ok, events: r.events, head: r.head, firstBadSeq: r.firstBadSeq, reason: r.reason,
+                                                  broken: r.broken.map { .init(from: $0.from, to: $0.to, reason: $0.reason) }))
         }
         router.get("/v1/audit/checkpoint") { request, context in
             let principal = try await auth.authenticate(request)

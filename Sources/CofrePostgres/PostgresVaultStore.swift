@@ -397,7 +397,8 @@ public final class PostgresVaultStore: VaultStore {
                                    fields: fields.isEmpty ? [] : fields.split(separator: ",").map(String.init), purpose: purpose,
                                    legalBasis: basis, decision: AuditDraft.Decision(rawValue: decision) ?? .deny, code: code,
                                    requestID: rid, ref: ref, target: target)
-            out.append(AuditEvent(seq: seq, draft: draft, prevHash: prev, hash: hash))
+            out.append(AuditEvent(seq: seq, draft: draft, prevHash: prev, hash: hash,
+                                  stored: .init(timeMillis: time, fields: fields, decision: decision)))
         }
         return out
     }

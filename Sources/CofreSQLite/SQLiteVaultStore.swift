@@ -467,7 +467,8 @@ public final class SQLiteVaultStore: VaultStore {
             purpose: row["purpose"], legalBasis: row["legal_basis"],
             decision: AuditDraft.Decision(rawValue: row["decision"]) ?? .deny, code: row["code"], requestID: row["request_id"],
             ref: row["ref"], target: row["target"])
-        return AuditEvent(seq: row["seq"], draft: draft, prevHash: row["prev_hash"], hash: row["hash"])
+        return AuditEvent(seq: row["seq"], draft: draft, prevHash: row["prev_hash"], hash: row["hash"],
+                          stored: .init(timeMillis: row["time"], fields: fields, decision: row["decision"]))
     }
 
     public func auditEvents(_ q: AuditQuery) async throws -> [AuditEvent] {

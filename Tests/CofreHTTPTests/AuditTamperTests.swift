@@ -42,6 +42,33 @@ struct AuditTamperTests {
         #expect(r.firstBadSeq == 6, "\(r.raw)")
     }
 
+    @Test("verify goes on after a break: two separate edits are two ranges, and every event is counted")
+    func everyRange() async throws {
+        let tv = try await TestVault.make()
+        let (auditor, _, _, _) = try await populated(tv)
+        let total = try await tv.vault.store.lastAuditEvent()!.seq
+        try await tv.tamper("UPDATE audit_events SET purpose = 'payment' WHERE seq = 4;\nUPDATE audit_events SET code = 'x' WHERE seq = 8")
+        let r = try await verify(tv, auditor)
+        #expect(r.ok == false)
+        #expect(r.events == Int(total), "every event is checked, not only those before the first break: \(r.raw)")
+        let broken = (try JSONSerialization.jsonObject(with: Data(r.raw.utf8)) as? [String: Any])?["broken"] as? [[String: Any]] ?? []
+        #expect(broken.map { [$0["from"] as? Int, $0["to"] as? Int] } == [[4, 4], [8, 8]], "\(r.raw)")
+        #expect(broken.allSatisfy { ($0["reason"] as? String)?.isEmpty == false })
+    }
+
+    @Test("stored bytes are MAC'd as stored: an unknown decision or an odd field list is not normalised away", arguments: [
+        "UPDATE audit_events SET decision = 'maybe' WHERE decision = 'deny'",
+        "UPDATE audit_events SET fields = fields || ',' WHERE fields <> '' AND seq = (SELECT MIN(seq) FROM audit_events WHERE fields <> '')",
+    ])
+    func storedBytes(_ sql: String) async throws {
+        let tv = try await TestVault.make()
+        let (auditor, _, _, _) = try await populated(tv)
+        #expect(try await verify(tv, auditor).ok == true)
+        try await tv.tamper(sql)
+        let r = try await verify(tv, auditor)
+        #expect(r.ok == false, "\(r.raw)")
+    }
+
     @Test("deleting, swapping or inserting events is detected")
     func structural() async throws {
         let tv = try await TestVault.make()
