@@ -105,17 +105,14 @@ struct AuditCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Print the log's current head as a MAC'd checkpoint; keep it outside the vault.")
         @OptionGroup var client: ClientOptions
-        @Option(help: "Also write it to this file.") var out: String?
+        @Option(help: "Also write it to this file (mode 0600; refused if it exists unless --force).") var out: String?
+        @Flag(help: "Replace --out if it exists.") var force = false
 
         func run() async throws {
             let vault = try VaultClient(client)
             let data = try await vault.send(.get, "/v1/audit/checkpoint")
             let line = String(decoding: data, as: UTF8.self)
-            if let out {
-                guard FileManager.default.createFile(atPath: out, contents: Data((line + "\n").utf8)) else {
-                    throw CLIError("cannot write '\(out)'")
-                }
-            }
+            if let out { try await PrivateFile.write(to: out, force: force, contents: Data((line + "\n").utf8)) }
             print(line)
         }
     }

@@ -26,6 +26,7 @@ struct SubjectCommand: AsyncParsableCommand {
         @Argument(help: "The subject id (sub_…).") var subject: String
         @Option(help: "Write to this file (created with mode 0600) instead of standard output.") var out: String?
         @Option(help: "full (default) or simple: confirmation and field names only.") var format: String = "full"
+        @Flag(help: "Replace --out if it exists (the file itself, never what a link points to).") var force = false
 
         func run() async throws {
             guard ["full", "simple"].contains(format) else { throw CLIError("--format must be full or simple") }
@@ -38,20 +39,8 @@ struct SubjectCommand: AsyncParsableCommand {
                 print("")
                 return
             }
-            // The file holds personal data in clear: only its owner may read it.
-            let tmp = out + ".part"
-            let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-            guard fd >= 0 else { throw CLIError("cannot create '\(out)'") }
-            let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
-            do {
-                try await vault.download(path, query: query, to: handle)
-                try handle.synchronize()
-                try handle.close()
-                guard rename(tmp, out) == 0 else { throw CLIError("cannot write '\(out)'") }
-            } catch {
-                unlink(tmp)
-                throw error
-            }
+            // The file holds personal data in clear: only its owner may read it, and nothing planted redirects it.
+            try await PrivateFile.write(to: out, force: force) { handle in try await vault.download(path, query: query, to: handle) }
             FileHandle.standardError.write(Data("Exported \(subject) to \(out) (mode 0600: it contains personal data).\n".utf8))
         }
     }

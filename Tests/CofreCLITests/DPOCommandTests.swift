@@ -39,6 +39,21 @@ struct DPOCommandTests {
         let doc = json(try String(contentsOfFile: dir + "/maria.json", encoding: .utf8))
         let values = (doc["fields"] as? [[String: Any]] ?? []).compactMap { $0["value"] as? String }
         #expect(Set(values) == ["Maria Souza", "52998224725", "+5511988887777"])
+        // An existing file is never overwritten without --force; a planted symlink is never followed,
+        // and a 0666 target never keeps its mode.
+        let existing = try runCofre(["subject", "export", subject, "--out", "maria.json"], in: dir, env: env)
+        #expect(existing.status != 0 && existing.stderr.contains("already exists; pass --force"), "\(existing.stderr)")
+        FileManager.default.createFile(atPath: dir + "/public.json", contents: Data(), attributes: [.posixPermissions: 0o666])
+        try FileManager.default.createSymbolicLink(atPath: dir + "/planted.json", withDestinationPath: dir + "/public.json")
+        let planted = try runCofre(["subject", "export", subject, "--out", "planted.json"], in: dir, env: env)
+        #expect(planted.status != 0)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: dir + "/public.json")).isEmpty, "nothing reached the link's target")
+        let forced = try runCofre(["subject", "export", subject, "--out", "planted.json", "--force"], in: dir, env: env)
+        #expect(forced.status == 0, "\(forced.stderr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: dir + "/public.json")).isEmpty, "--force replaces the link itself")
+        let replaced = try FileManager.default.attributesOfItem(atPath: dir + "/planted.json")
+        #expect(replaced[.type] as? FileAttributeType == .typeRegular && (replaced[.posixPermissions] as? Int) == 0o600)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.contains(".part-") }.isEmpty)
         let history = doc["access_history"] as? [[String: Any]] ?? []
         #expect(history.contains { $0["service"] as? String == "whatsapp-bot" && $0["purpose"] as? String == "collection-whatsapp" && $0["decision"] as? String == "allow" })
         let simple = try runCofre(["subject", "export", subject, "--format", "simple"], in: dir, env: env)
