@@ -46,8 +46,12 @@ public protocol DataKeyStore: Sendable {
     func migrate() async throws
     func insert(_ keys: [WrappedDataKey]) async throws
     func fetch(_ ids: [DataKeyID]) async throws -> [DataKeyID: WrappedDataKey]
-    /// Destroys keys for good; destroying a missing key is not an error.
+    /// Destroys keys for good; destroying a missing key is not an error. The engine also removes the
+    /// destroyed bytes from its files (SQLite: a WAL checkpoint into secure-deleted pages; PostgreSQL:
+    /// VACUUM of dead tuples) and throws if it cannot, so the caller keeps them queued.
     func destroy(_ ids: [DataKeyID]) async throws
+    /// Reclaims the space of destroyed keys now (the key sweeper runs it every round).
+    func compact() async throws
     /// How many data keys each KEK version still wraps.
     func countByKEKVersion() async throws -> [UInt32: Int]
     func checkHealth() async throws

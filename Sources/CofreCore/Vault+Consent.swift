@@ -135,7 +135,7 @@ extension Vault {
                 guard try await dataKeys.store.reserveUses(keyID, count: 1, limit: DataKeys.maxUsesPerSharedKey) else {
                     throw VaultError(.unavailable, .init("key_exhausted"), "the subject's evidence key reached its usage limit")
                 }
-                sealed = try Envelope.seal(Array(evidence.utf8), key: key, keyVersion: 1, context: evidenceContext(subject: subject, id: id))
+                sealed = try Envelope.sealText(evidence, key: key, keyVersion: 1, context: evidenceContext(subject: subject, id: id))
             }
             let record = ConsentRecord(id: id, subject: subject, purpose: purpose.name, kind: kind, status: status, channel: channel,
                                        evidence: sealed, noticeVersion: notice, recordedBy: p.name, recordedRole: p.role.rawValue,
@@ -191,8 +191,8 @@ extension Vault {
         return records.map { r in
             var evidence: String?
             if let sealed = r.evidence, let key,
-               let plain = try? Envelope.open(sealed, key: key, context: evidenceContext(subject: subject, id: r.id)) {
-                evidence = String(decoding: plain, as: UTF8.self)
+               let text = try? Envelope.openText(sealed, key: key, context: evidenceContext(subject: subject, id: r.id)) {
+                evidence = text
             }
             return ConsentView(seq: r.seq, subject: r.subject, purpose: r.purpose, kind: r.kind, status: r.status, channel: r.channel,
                                evidence: evidence, noticeVersion: r.noticeVersion, recordedBy: r.recordedBy,

@@ -100,6 +100,8 @@ extension Vault {
             try await dataKeys.store.setSweepCursor(cursor!)
             if page.count < batch { break }
         }
+        // Reclaim what this round (and any shred since the last) destroyed, so no key lingers in free space.
+        try await dataKeys.store.compact()
         if result != KeySweepResult() {
             var a = draft(nil, action: "keys.sweep", requestID: nil, decision: .allow,
                           code: "superseded_\(result.superseded)_orphans_\(result.orphans)")

@@ -121,8 +121,7 @@ extension Vault {
             var value: String?
             if case .allow(let level) = decision, let field = d.field, level != .redacted, let key = keys[field.keyID] {
                 do {
-                    let plain = try Envelope.open(field.ciphertext, key: key, context: Self.valueContext(subject: field.subject, field: field.field))
-                    let text = String(decoding: plain, as: UTF8.self)
+                    let text = try Envelope.openText(field.ciphertext, key: key, context: Self.valueContext(subject: field.subject, field: field.field))
                     if level == .plain {
                         value = text
                     } else if let masked = Masking.mask(text, type: field.type) {

@@ -72,8 +72,7 @@ extension Vault {
                 fields = try records.map { r in
                     var value: String?
                     if r.needsKey, let key = keys[r.keyID] {
-                        let plain = try Envelope.open(r.ciphertext, key: key, context: Self.valueContext(subject: id, field: r.field))
-                        value = String(decoding: plain, as: UTF8.self)
+                        value = try Envelope.openText(r.ciphertext, key: key, context: Self.valueContext(subject: id, field: r.field))
                     }
                     return .init(field: r.field, type: r.type, value: value, status: r.status, version: r.generation, storedAt: r.storedAt,
                                  storedBy: r.storedBy, retainedFor: r.retainedFor, retainedUntil: r.retainedUntil)

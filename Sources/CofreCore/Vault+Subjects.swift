@@ -51,8 +51,8 @@ extension Vault {
                 let generation = generations[name] ?? 1
                 let group = DataKeyID.attemptGroup(field: name, attempt: attempt)
                 let (key, wrapped) = try dataKeys.generate(DataKeyID(subject: subject, group: group, generation: generation), now: at)
-                let ciphertext = try Envelope.seal(
-                    Array(value.utf8), key: key, keyVersion: UInt32(generation), context: Self.valueContext(subject: subject, field: name))
+                let ciphertext = try Envelope.sealText(
+                    value, key: key, keyVersion: UInt32(generation), context: Self.valueContext(subject: subject, field: name))
                 out.fields.append(FieldRecord(subject: subject, field: name, type: spec.type, generation: generation, keyGroup: group,
                                               ciphertext: ciphertext, storedAt: at, storedBy: service))
                 out.keys.append(wrapped)

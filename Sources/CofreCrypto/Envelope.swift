@@ -34,6 +34,26 @@ public enum Envelope {
         return try AESGCM.open(box, key: key, aad: header + context.bytes)
     }
 
+    /// Seals UTF-8 text, wiping the temporary plaintext buffer afterwards.
+    public static func sealText(_ text: String, key: SymmetricKey, keyVersion: UInt32, context: AssociatedData) throws(CryptoError) -> [UInt8] {
+        var plain = Array(text.utf8)
+        defer { wipe(&plain) }
+        return try seal(plain, key: key, keyVersion: keyVersion, context: context)
+    }
+
+    /// Opens an envelope whose plaintext is UTF-8 text, and wipes the decrypted buffer once the string
+    /// is made (the string itself is the caller's to drop as soon as it can).
+    public static func openText(_ envelope: [UInt8], key: SymmetricKey, context: AssociatedData) throws(CryptoError) -> String {
+        var plain = try open(envelope, key: key, context: context)
+        defer { wipe(&plain) }
+        return String(decoding: plain, as: UTF8.self)
+    }
+
+    /// Overwrites a buffer that held a secret (OPENSSL_cleanse cannot be optimised away).
+    public static func wipe(_ bytes: inout [UInt8]) {
+        bytes.withUnsafeMutableBytes { SecureBytes.cleanse($0) }
+    }
+
     static func header(_ keyVersion: UInt32) -> [UInt8] {
         [formatVersion, UInt8(keyVersion >> 24), UInt8(keyVersion >> 16 & 0xff), UInt8(keyVersion >> 8 & 0xff), UInt8(keyVersion & 0xff)]
     }

@@ -1,12 +1,14 @@
 public import CofreCore
 public import Foundation
 import Logging
+import NIOConcurrencyHelpers
 public import PostgresNIO
 
 /// The data-key store on PostgreSQL: a database of its own (`--key-store`), backed up apart from the data.
 public final class PostgresKeyStore: DataKeyStore {
     let client: PostgresClient
     let log = PostgresDatabase.silent
+    private let vacuum = NIOLockedValueBox<ContinuousClock.Instant?>(nil)
 
     public init(client: PostgresClient) { self.client = client }
 
@@ -76,6 +78,19 @@ public final class PostgresKeyStore: DataKeyStore {
                     """, logger: log)
             }
         }
+        try await vacuumIfDue()
+    }
+
+    /// Destroyed keys must not linger in dead tuples: VACUUM reclaims them. Run at most every few
+    /// seconds after destructions (it is not free), and at every key sweep.
+    public func compact() async throws {
+        try await client.query("VACUUM data_keys", logger: log)
+        vacuum.withLockedValue { $0 = ContinuousClock.now }
+    }
+
+    func vacuumIfDue() async throws {
+        let due = vacuum.withLockedValue { last in last.map { ContinuousClock.now - $0 > .seconds(5) } ?? true }
+        if due { try await compact() }
     }
 
     public func countByKEKVersion() async throws -> [UInt32: Int] {

@@ -79,8 +79,17 @@ public final class SQLiteKeyStore: DataKeyStore {
                                arguments: [id.subject, id.group, id.generation])
             }
         }
-        // Move the deletion out of the WAL into the main file, whose freed pages secure_delete zeroes.
-        _ = try? await pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+        try await compact()
+    }
+
+    public func compact() async throws {
+        // Move deletions out of the WAL into the main file, whose freed pages secure_delete zeroes. A
+        // checkpoint that cannot complete (readers in the way) leaves the old pages in the WAL: that is a
+        // failure to report, and the caller keeps the keys queued so the sweeper destroys them again.
+        let busy = try await pool.writeWithoutTransaction { db in
+            try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)").map { ($0[0] as Int?) ?? 0 } ?? 0
+        }
+        guard busy == 0 else { throw StoreError(.unavailable) }
     }
 
     public func countByKEKVersion() async throws -> [UInt32: Int] {

@@ -94,6 +94,10 @@ public final class FailingKeyStore: DataKeyStore, @unchecked Sendable {
         if failDestroy { throw StoreError(.unavailable) }
         try await base.destroy(ids)
     }
+    public func compact() async throws {
+        if failDestroy { throw StoreError(.unavailable) }
+        try await base.compact()
+    }
     public func countByKEKVersion() async throws -> [UInt32: Int] { try await base.countByKEKVersion() }
     public func checkHealth() async throws { try await base.checkHealth() }
     public func fetch(notWrappedBy version: UInt32, limit: Int) async throws -> [WrappedDataKey] {
