@@ -38,6 +38,34 @@ enum Bootstrap {
         }
     }
 
+    /// The key store must live in another PostgreSQL cluster than the data store (CONTRACT §7 v2): one
+    /// cluster's backups, point-in-time recovery and WAL archives would hold keys and data together, and
+    /// an erasure could be undone from them. Clusters are compared by `system_identifier`.
+    static func checkClusters(data: PostgresClient, keys: PostgresClient, allowShared: Bool, logger: Logger) async throws {
+        let silent = Logger(label: "cofre.postgres") { _ in SwiftLogNoOpLogHandler() }
+        func identifier(_ c: PostgresClient) async throws -> Int64? {
+            var id: Int64?
+            for try await v in try await c.query("SELECT system_identifier FROM pg_control_system()", logger: silent).decode(Int64.self) { id = v }
+            return id
+        }
+        let a: Int64?, b: Int64?
+        do {
+            a = try await identifier(data)
+            b = try await identifier(keys)
+        } catch {
+            if allowShared { return }
+            throw CLIError("cannot compare the PostgreSQL clusters of --database and --key-store (pg_control_system()); "
+                + "grant the vault's role EXECUTE on it, or pass --allow-shared-cluster if they are knowingly one cluster")
+        }
+        guard a == b else { return }
+        guard allowShared else {
+            throw CLIError("--key-store and --database are in the same PostgreSQL cluster: its backups, PITR and WAL archives would hold "
+                + "keys and data together, so an erasure could be undone from them. Put the key store in another cluster, "
+                + "or pass --allow-shared-cluster (COFRE_ALLOW_SHARED_CLUSTER=1) to accept that risk")
+        }
+        logger.warning("the key store shares the data store's PostgreSQL cluster (--allow-shared-cluster): this cluster's backups and WAL archives hold keys and data together, and an erasure can be undone from them")
+    }
+
     /// Opens the vault for `body`. Only `serve` (with `serve: true`) may create a development ring, and
     /// only outside production for a vault whose data store does not exist yet; with
     /// `COFRE_ENV=production` a ring marked as a development ring is refused. A refused open (a binding
@@ -95,10 +123,15 @@ enum Bootstrap {
             throw error
         }
         let pools = clients
+        // The key store's client was made first (above).
+        let keyClient: PostgresClient? = if case .postgres = keyStoreKind { clients.first } else { nil }
         return try await withThrowingTaskGroup(of: Void.self) { group in
             for c in pools { group.addTask { await c.run() } }
             let vault: Vault
             do {
+                if let dataClient, let keyClient {
+                    try await checkClusters(data: dataClient, keys: keyClient, allowShared: r.allowSharedCluster, logger: logger)
+                }
                 vault = try await Vault.open(policy: policy, keyRing: ring, keyStore: keyStore, logger: logger,
                                              developmentRing: ring.createdDevelopmentRing) { chain in
                     switch dataStore {

@@ -17,10 +17,13 @@ public struct RuntimeOptions: ParsableArguments {
     var keyStore: String?
     @Option(help: "Key ring directory (COFRE_KEYS). Default: ./keys")
     var keys: String?
+    @Flag(name: .customLong("allow-shared-cluster"),
+          help: "Allow the PostgreSQL key store in the same cluster as the data store (COFRE_ALLOW_SHARED_CLUSTER=1); warns at every start.")
+    var allowSharedCluster = false
 
     public init() {}
 
-    static let configKeys: Set<String> = ["policy", "database", "key_store", "keys", "kek_file", "host", "port", "log_level", "retention_sweep_seconds", "key_reload_seconds"]
+    static let configKeys: Set<String> = ["policy", "database", "key_store", "keys", "kek_file", "host", "port", "log_level", "retention_sweep_seconds", "key_reload_seconds", "allow_shared_cluster"]
 
     /// Reads the `--config` file (or `COFRE_CONFIG`), refusing unknown keys.
     func configFile() throws -> [String: String] {
@@ -58,6 +61,8 @@ public struct RuntimeOptions: ParsableArguments {
         var kekEnvironment: String?
         /// `COFRE_KEK_FILE`: a file of `v<N>:<base64>` lines.
         var kekFile: String?
+        /// Whether a PostgreSQL key store may live in the data store's cluster.
+        var allowSharedCluster: Bool
     }
 
     func resolve() throws -> Resolved {
@@ -71,7 +76,8 @@ public struct RuntimeOptions: ParsableArguments {
             file: file,
             production: env("COFRE_ENV") == "production",
             kekEnvironment: env("COFRE_KEK"),
-            kekFile: env("COFRE_KEK_FILE") ?? file["kek_file"])
+            kekFile: env("COFRE_KEK_FILE") ?? file["kek_file"],
+            allowSharedCluster: allowSharedCluster || ["1", "true", "yes"].contains(env("COFRE_ALLOW_SHARED_CLUSTER") ?? file["allow_shared_cluster"] ?? ""))
     }
 }
 

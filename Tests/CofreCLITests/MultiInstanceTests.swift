@@ -10,7 +10,11 @@ struct MultiInstanceTests {
         guard case .postgres(let admin) = TestEngine.current else { return }
         let dir = try makeWorkdir()
         let dbs = try await TestVault.createDatabases(admin: admin)
-        let stores = ["--database", dbs.data, "--key-store", dbs.keys]
+        // CI's throwaway cluster holds both databases: refused unless the operator accepts the shared cluster.
+        let refused = try runCofre(["service", "list", "--database", dbs.data, "--key-store", dbs.keys], in: dir)
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("same PostgreSQL cluster"), "\(refused.stderr)")
+        let stores = ["--database", dbs.data, "--key-store", dbs.keys, "--allow-shared-cluster"]
         func issue(_ name: String) throws -> String {
             let r = try runCofre(["service", "issue", name, "--json"] + stores, in: dir)
             #expect(r.status == 0, "\(r.stderr)")
@@ -21,6 +25,7 @@ struct MultiInstanceTests {
         let b = try Server(directory: dir, arguments: stores)
         try await a.waitReady()
         try await b.waitReady()
+        #expect(a.log.contains("shares the data store's PostgreSQL cluster"))
 
         let created = json(try a.curl("POST", "/v1/subjects", key: crm,
                                       body: #"{"external_ref":"m-1","fields":{"name":"Maria Souza","phone":"11 98888-7777"}}"#).body)

@@ -8,7 +8,7 @@ import Yams
 @Suite("deploy/ files")
 struct DeployFilesTests {
     static let deploy = repositoryRoot + "/deploy"
-    static let files = ["cofre.service", "Dockerfile", "compose.yaml", "nginx.conf", "postgres-init.sql", "policy.example.yaml",
+    static let files = ["cofre.service", "Dockerfile", "compose.yaml", "nginx.conf", "policy.example.yaml",
                         "kubernetes/deployment.yaml", "kubernetes/secret.yaml", "kubernetes/networkpolicy.yaml", "kubernetes/configmap.yaml"]
 
     @Test("every file starts with a comment saying how to use it", arguments: files)
@@ -26,15 +26,18 @@ struct DeployFilesTests {
         #expect(docs.allSatisfy { $0 is [AnyHashable: Any] || $0 is [String: Any] })
     }
 
-    @Test("compose runs PostgreSQL, two vault instances and a proxy; the vaults use separate data and key databases")
+    @Test("compose runs two PostgreSQL clusters (data, keys) with separate volumes, two vault instances and a proxy")
     func compose() throws {
         let text = try String(contentsOfFile: Self.deploy + "/compose.yaml", encoding: .utf8)
         let doc = try #require(try Yams.load(yaml: text) as? [String: Any])
         let services = try #require(doc["services"] as? [String: Any])
-        #expect(Set(services.keys) == ["postgres", "vault-a", "vault-b", "proxy"])
+        #expect(Set(services.keys) == ["postgres", "postgres-keys", "vault-a", "vault-b", "proxy"])
         let env = try #require((services["vault-b"] as? [String: Any])?["environment"] as? [String: Any])
         let data = try #require(env["COFRE_DATABASE"] as? String), keys = try #require(env["COFRE_KEY_STORE"] as? String)
-        #expect(URLComponents(string: data)?.path != URLComponents(string: keys)?.path)
+        #expect(URLComponents(string: data)?.host == "postgres" && URLComponents(string: keys)?.host == "postgres-keys")
+        func volumes(_ name: String) -> [String] { (services[name] as? [String: Any])?["volumes"] as? [String] ?? [] }
+        #expect(Set(volumes("postgres")).isDisjoint(with: volumes("postgres-keys")))
+        #expect(env["COFRE_ALLOW_SHARED_CLUSTER"] == nil)
         #expect(env["COFRE_ENV"] as? String == "production")
     }
 
@@ -52,6 +55,9 @@ struct DeployFilesTests {
         #expect((spec?["securityContext"] as? [String: Any])?["runAsNonRoot"] as? Bool == true)
         let netpol = try String(contentsOfFile: Self.deploy + "/kubernetes/networkpolicy.yaml", encoding: .utf8)
         #expect((try Yams.load(yaml: netpol) as? [String: Any])?["kind"] as? String == "NetworkPolicy")
+        #expect(netpol.contains("app: postgres-keys"))
+        let secret = try String(contentsOfFile: Self.deploy + "/kubernetes/secret.yaml", encoding: .utf8)
+        #expect(secret.contains("@postgres.cofre.svc") && secret.contains("@postgres-keys.cofre.svc"), "data and keys in two clusters")
     }
 
     @Test("the ConfigMap's policy is the example policy")
