@@ -78,6 +78,31 @@ struct KeyRingTests {
         #expect(error?.description.contains("exactly 32 bytes") == true)
     }
 
+    @Test("two key files for one version (kek-v01.key and kek-v1.key) are refused, not one silently chosen")
+    func refusesDuplicateVersions() throws {
+        let dir = try makeTempDirectory() + "/keys"
+        _ = try KeyRingDirectory.load(directory: dir, allowCreate: true, logger: LogCapture().logger).ring
+        let other = Data((0..<32).map { _ in UInt8.random(in: 0...255) }).base64EncodedString() + "\n"
+        FileManager.default.createFile(atPath: dir + "/kek-v01.key", contents: Data(other.utf8), attributes: [.posixPermissions: 0o600])
+        let error = #expect(throws: KeyRingError.self) {
+            try KeyRingDirectory.load(directory: dir, allowCreate: false, logger: LogCapture().logger).ring
+        }
+        #expect(error?.description.contains("hold v1") == true, "\(error?.description ?? "")")
+    }
+
+    @Test("a created development ring is marked, and a marked ring is refused in production")
+    func developmentMarker() throws {
+        let dir = try makeTempDirectory() + "/keys"
+        let created = try KeyRingDirectory.load(directory: dir, allowCreate: true, logger: LogCapture().logger)
+        #expect(created.created)
+        #expect(FileManager.default.fileExists(atPath: dir + "/" + KeyRingDirectory.developmentMarker))
+        #expect(try KeyRingDirectory.load(directory: dir, allowCreate: true, logger: LogCapture().logger).created == false)
+        let error = #expect(throws: KeyRingError.self) {
+            try KeyRingDirectory.load(directory: dir, allowCreate: false, refuseDevelopment: true, logger: LogCapture().logger)
+        }
+        #expect(error?.description.contains("COFRE_KEK or COFRE_KEK_FILE") == true)
+    }
+
     @Test("a data key wrapped for one subject and field does not unwrap as another's")
     func wrappedKeysAreBound() async throws {
         let tv = try await TestVault.make()

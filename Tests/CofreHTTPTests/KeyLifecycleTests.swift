@@ -29,9 +29,10 @@ struct KeyLifecycleTests {
         let status = try await tv.vault.keyStatus()
         #expect(status.systemKeys == [Vault.indexKeyGroup: 2, Vault.auditKeyGroup: 2])
 
-        try await tv.vault.retireKEK(1)
+        let archived = try await tv.vault.retireKEK(1)
         #expect(tv.vault.dataKeys.ring.versions == [2])
         #expect(!FileManager.default.fileExists(atPath: tv.keysPath + "/kek-v1.key"))
+        #expect(archived == tv.keysPath + "/retired/kek-v1.key" && FileManager.default.fileExists(atPath: archived))
         // Everything still reads, also after a restart with only v2 on disk.
         let restarted = try await tv.reopen()
         try await withAPI(restarted) { api in
@@ -121,6 +122,62 @@ struct KeyLifecycleTests {
         #expect(try await tv.vault.dataKeys.store.reserveUses(id, count: 2, limit: 3))
         #expect(try await tv.vault.dataKeys.store.reserveUses(id, count: 1, limit: 3))
         #expect(try await tv.vault.dataKeys.store.reserveUses(id, count: 1, limit: 3) == false)
+    }
+}
+
+@Suite("Two-phase retire and the health of the key ring")
+struct RetireSafetyTests {
+    @Test("retire is refused, naming the instance, while a live instance still has the old primary or switched too recently")
+    func instancesBlockRetire() async throws {
+        let tv = try await TestVault.make()
+        let other = try await tv.reopen()  // a second serving instance on the same stores
+        let me = try ServingInstance(startedAt: tv.clock.now)
+        let them = try ServingInstance(startedAt: tv.clock.now)
+        try await tv.vault.heartbeat(me)
+        try await other.vault.heartbeat(them)
+        #expect(try await tv.vault.rotateKEK() == 2)
+        _ = try await tv.vault.rewrapDataKeys(batchSize: 100, maxBatches: nil)
+        // `other` has not reloaded its ring: it would still wrap new keys under v1.
+        try await tv.vault.heartbeat(me)
+        var refusal = await #expect(throws: KeyRingError.self) { try await tv.vault.retireKEK(1) }
+        #expect(refusal?.description.contains(them.id) == true && refusal?.description.contains("not all loaded v2") == true,
+                "\(refusal?.description ?? "")")
+        // It reloads and reports v2: refused for a little while more, then allowed.
+        try other.vault.dataKeys.provider.reload()
+        try await other.vault.heartbeat(them)
+        refusal = await #expect(throws: KeyRingError.self) { try await tv.vault.retireKEK(1) }
+        #expect(refusal?.description.contains("less than") == true, "\(refusal?.description ?? "")")
+        tv.clock.advance(days: 11.0 / 86400)
+        try await tv.vault.heartbeat(me)
+        try await other.vault.heartbeat(them)
+        // An instance gone quiet for more than a minute no longer counts.
+        let stale = try ServingInstance(startedAt: tv.clock.now.addingTimeInterval(-600))
+        _ = try await tv.vault.store.commit(WriteBatch([.heartbeat(InstanceHeartbeat(
+            id: stale.id, host: "old", pid: 1, startedAt: stale.startedAt, seenAt: tv.clock.now.addingTimeInterval(-120),
+            versions: [1], primary: 1, primarySince: stale.startedAt))]))
+        #expect(try await tv.vault.liveInstances().map(\.id).sorted() == [me.id, them.id].sorted())
+        try await tv.vault.retireKEK(1)
+        #expect(try await tv.vault.keyStatus().instances.count == 2)
+        // Purge deletes the archive only; a version still in the ring cannot be purged.
+        #expect(throws: KeyRingError.self) { _ = try tv.vault.dataKeys.provider.purge(2) }
+        _ = try await tv.vault.purgeKEK(1)
+        #expect(!FileManager.default.fileExists(atPath: tv.keysPath + "/retired/kek-v1.key"))
+    }
+
+    @Test("a key ring that keeps failing to reload turns readiness off after the grace period, and back on when it loads")
+    func reloadFailureReadiness() async throws {
+        let tv = try await TestVault.make()
+        try await withAPI(tv) { api in
+            #expect(try await api.call(.get, "/readyz").status == .ok)
+            chmod(tv.keysPath + "/kek-v1.key", 0o644)
+            #expect(throws: KeyRingError.self) { try tv.vault.dataKeys.provider.reload(now: tv.clock.now) }
+            #expect(try await api.call(.get, "/readyz").status == .ok, "within the grace period")
+            tv.clock.advance(days: 31.0 / 86400)
+            #expect(try await api.call(.get, "/readyz").status == .serviceUnavailable)
+            chmod(tv.keysPath + "/kek-v1.key", 0o600)
+            try tv.vault.dataKeys.provider.reload(now: tv.clock.now)
+            #expect(try await api.call(.get, "/readyz").status == .ok)
+        }
     }
 }
 
