@@ -95,29 +95,69 @@ public struct AuditChain: Sendable {
     /// Milliseconds since the Unix epoch: the time as chained and stored, so no rounding can break the chain.
     public static func millis(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded(.down)) }
 
-    /// The canonical encoding (documented in SECURITY.md): length-prefixed UTF-8 parts, absent values as "".
+    /// The canonical encoding (documented in SECURITY.md): length-prefixed UTF-8 parts, absent values as
+    /// "". Version 2 writes the field list as its count followed by one part per field, so no field
+    /// name can pass for several; version 1 (events written before 0.9) joined them with commas and is
+    /// still accepted when verifying those events.
     public static func canonical(seq: Int64, _ d: AuditDraft) -> [UInt8] {
-        canonical(seq: seq, d, timeMillis: millis(d.time), fields: d.fields.joined(separator: ","), decision: d.decision.rawValue)
+        canonical(seq: seq, d, timeMillis: millis(d.time), fields: d.fields, decision: d.decision.rawValue, version: 2)
     }
 
-    static func canonical(seq: Int64, _ d: AuditDraft, timeMillis: Int64, fields: String, decision: String) -> [UInt8] {
-        AssociatedData([
-            "cofre.audit.v1", String(seq), String(timeMillis), d.service, d.role, d.action, d.subject ?? "",
-            fields, d.purpose ?? "", d.legalBasis ?? "", decision, d.code ?? "",
-            d.requestID ?? "", d.ref ?? "", d.target ?? "",
-        ]).bytes
+    static func canonical(seq: Int64, _ d: AuditDraft, timeMillis: Int64, fields: [String], decision: String, version: Int) -> [UInt8] {
+        let list = version >= 2 ? [String(fields.count)] + fields : [fields.joined(separator: ",")]
+        return AssociatedData(
+            ["cofre.audit.v\(version)", String(seq), String(timeMillis), d.service, d.role, d.action, d.subject ?? ""] + list
+                + [d.purpose ?? "", d.legalBasis ?? "", decision, d.code ?? "", d.requestID ?? "", d.ref ?? "", d.target ?? ""]
+        ).bytes
     }
 
     /// Whether an event's stored hash is the MAC of its stored bytes after its stored previous hash.
     public func verifies(_ e: AuditEvent) -> Bool {
-        let bytes = e.stored.map { AuditChain.canonical(seq: e.seq, e.draft, timeMillis: $0.timeMillis, fields: $0.fields, decision: $0.decision) }
-            ?? AuditChain.canonical(seq: e.seq, e.draft)
-        let mac = Identifiers.hex(Digest.hmacSHA256(key: key, Array(e.prevHash.utf8) + bytes))
-        return Digest.constantTimeEquals(Array(mac.utf8), Array(e.hash.utf8))
+        let millis = e.stored?.timeMillis ?? AuditChain.millis(e.draft.time)
+        let decision = e.stored?.decision ?? e.draft.decision.rawValue
+        // The stored list, split exactly (an empty entry or a trailing comma is kept, and fails the MAC).
+        let fields = e.stored.map { $0.fields.isEmpty ? [] : $0.fields.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+            ?? e.draft.fields
+        for version in [2, 1] {
+            let bytes = AuditChain.canonical(seq: e.seq, e.draft, timeMillis: millis, fields: fields, decision: decision, version: version)
+            let mac = Identifiers.hex(Digest.hmacSHA256(key: key, Array(e.prevHash.utf8) + bytes))
+            if Digest.constantTimeEquals(Array(mac.utf8), Array(e.hash.utf8)) { return true }
+        }
+        return false
+    }
+
+    /// What may be stored of a draft: every text attribute without control characters (replaced by
+    /// U+FFFD, so a NUL can never cut what was MAC'd) and at most `maxAttribute` Unicode scalars; at most
+    /// `maxFields` field names. The chain MACs exactly this, and the store writes exactly this.
+    public static let maxAttribute = 200
+    public static let maxFields = 64
+
+    static func storable(_ d: AuditDraft) -> AuditDraft {
+        func clean(_ s: String, listItem: Bool = false) -> String {
+            var out = String.UnicodeScalarView()
+            for scalar in s.unicodeScalars.prefix(maxAttribute) {
+                // A field name is stored in a comma-separated column: a comma in one would read back as two.
+                out.append(scalar.properties.generalCategory == .control || (listItem && scalar == ",") ? "\u{FFFD}" : scalar)
+            }
+            return String(out)
+        }
+        var d = d
+        d.service = clean(d.service)
+        d.role = clean(d.role)
+        d.action = clean(d.action)
+        d.subject = d.subject.map { clean($0) }
+        d.fields = d.fields.prefix(maxFields).map { clean($0, listItem: true) }
+        d.purpose = d.purpose.map { clean($0) }
+        d.legalBasis = d.legalBasis.map { clean($0) }
+        d.code = d.code.map { clean($0) }
+        d.requestID = d.requestID.map { clean($0) }
+        d.ref = d.ref.map { clean($0) }
+        d.target = d.target.map { clean($0) }
+        return d
     }
 
     public func seal(_ draft: AuditDraft, seq: Int64, prevHash: String) -> AuditEvent {
-        var normalized = draft
+        var normalized = Self.storable(draft)
         normalized.time = Date(timeIntervalSince1970: Double(Self.millis(draft.time)) / 1000)
         let mac = Digest.hmacSHA256(key: key, Array(prevHash.utf8) + Self.canonical(seq: seq, normalized))
         return AuditEvent(seq: seq, draft: normalized, prevHash: prevHash, hash: Identifiers.hex(mac))

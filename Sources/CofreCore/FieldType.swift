@@ -2,6 +2,9 @@ import Foundation
 
 /// The value types a policy field can have; each validates and normalises its input.
 public enum FieldType: String, Sendable, CaseIterable, Codable {
+    /// Any value, of any type, is at most this many bytes of UTF-8 (a text field: 4,096 characters).
+    public static let maxBytes = 16_384
+
     case text, cpf, email, phone, date, decimal
 
     /// The error code for a value that fails this type, e.g. `invalid_cpf`.
@@ -13,12 +16,15 @@ public enum FieldType: String, Sendable, CaseIterable, Codable {
         func bad(_ rule: String) -> VaultError { .invalidValue(invalidCode, field: field, rule) }
         let trimmed = raw.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !trimmed.isEmpty else { throw bad("must not be empty") }
+        // Counted in Unicode scalars and in bytes, never in grapheme clusters: a few letters under piles
+        // of combining marks are one "character" each but megabytes of input.
+        guard trimmed.utf8.count <= Self.maxBytes else { throw bad("must be at most \(Self.maxBytes) bytes of UTF-8") }
         guard !trimmed.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
             throw bad("must not contain control characters")
         }
         switch self {
         case .text:
-            guard trimmed.count <= 4096 else { throw bad("must be at most 4096 characters") }
+            guard trimmed.unicodeScalars.count <= 4096 else { throw bad("must be at most 4096 characters") }
             return trimmed.precomposedStringWithCanonicalMapping
         case .cpf:
             return try Self.cpf(trimmed, bad: bad)

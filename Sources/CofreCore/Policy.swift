@@ -77,11 +77,37 @@ public struct ServicePolicy: Sendable, Equatable {
     public var role: Role
     public var purposes: Set<String>
     public var tokenize: Bool
+    public var quota: Quota
 
-    public init(name: String, role: Role, purposes: Set<String> = [], tokenize: Bool = false) {
+    public init(name: String, role: Role, purposes: Set<String> = [], tokenize: Bool = false, quota: Quota = Quota()) {
         self.name = name
         self.role = role
         self.purposes = purposes
         self.tokenize = tokenize
+        self.quota = quota
+    }
+}
+
+/// A service's per-minute limits (CONTRACT §4 v2 "Abuse limits"), enforced per instance, and how far
+/// above its own trailing hourly average a minute of reveals must go to raise a `bulk_reveal` alert.
+public struct Quota: Sendable, Equatable {
+    /// Tokens revealed (each token of a detokenize counts).
+    public var revealsPerMinute: Int
+    public var lookupsPerMinute: Int
+    /// Creates, corrections, tokenize calls, consent and objection records.
+    public var writesPerMinute: Int
+    public var bulkRevealFactor: Int
+
+    public static let defaultReveals = 6000
+    public static let defaultLookups = 120
+    public static let defaultWrites = 3000
+    public static let defaultBulkRevealFactor = 10
+
+    public init(revealsPerMinute: Int = defaultReveals, lookupsPerMinute: Int = defaultLookups, writesPerMinute: Int = defaultWrites,
+                bulkRevealFactor: Int = defaultBulkRevealFactor) {
+        self.revealsPerMinute = revealsPerMinute
+        self.lookupsPerMinute = lookupsPerMinute
+        self.writesPerMinute = writesPerMinute
+        self.bulkRevealFactor = bulkRevealFactor
     }
 }

@@ -187,6 +187,7 @@ public enum PolicyLoader {
             var purposes: Set<String> = []
             var tokenize = false
             var sawPurposes = false
+            var quota = Quota()
             for (key, keyNode, value) in try mapping(node, path: path) {
                 let p = join(path, key)
                 switch key {
@@ -206,14 +207,30 @@ public enum PolicyLoader {
                         purposes.insert(purpose)
                     }
                 case "tokenize": tokenize = try bool(value, path: p)
-                default: throw fail(path: p, node: keyNode, "one of role, purposes, tokenize")
+                case "quota":
+                    for (qkey, qkeyNode, qvalue) in try mapping(value, path: p) {
+                        let qp = join(p, qkey)
+                        guard qvalue.scalar != nil, let n = qvalue.int, n >= 1, n <= 10_000_000 else {
+                            throw fail(path: qp, node: qvalue, "a whole number from 1 to 10000000")
+                        }
+                        switch qkey {
+                        case "reveals_per_minute": quota.revealsPerMinute = n
+                        case "lookups_per_minute": quota.lookupsPerMinute = n
+                        case "writes_per_minute": quota.writesPerMinute = n
+                        case "bulk_reveal_factor": quota.bulkRevealFactor = n
+                        default:
+                            throw fail(path: qp, node: qkeyNode,
+                                       "one of reveals_per_minute, lookups_per_minute, writes_per_minute, bulk_reveal_factor")
+                        }
+                    }
+                default: throw fail(path: p, node: keyNode, "one of role, purposes, tokenize, quota")
                 }
             }
             guard let role else { throw fail(path: join(path, "role"), node: node, "a role (service, dpo or auditor)") }
             if role != .service, sawPurposes || tokenize {
                 throw fail(path: path, node: node, "no purposes or tokenize on a '\(role.rawValue)' (only services hold purposes)")
             }
-            return ServicePolicy(name: name, role: role, purposes: purposes, tokenize: tokenize)
+            return ServicePolicy(name: name, role: role, purposes: purposes, tokenize: tokenize, quota: quota)
         }
     }
 }

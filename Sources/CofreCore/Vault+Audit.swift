@@ -71,7 +71,8 @@ extension Vault {
             q.through = bound
             let events = try await store.auditEvents(q)
             var read = draft(p, action: "audit.read", requestID: requestID, subject: q.subject, decision: .allow)
-            read.target = q.service
+            // A filter is recorded only when it names something the policy knows; else as a keyed hash.
+            read.target = q.service.map { policy.services[$0] == nil ? unknownName($0) : $0 }
             try await store.appendAudit([read])
             let next = events.count == q.limit && (events.last?.seq ?? bound) < bound ? events.last?.seq : nil
             return AuditPage(events: events, next: next, head: head)

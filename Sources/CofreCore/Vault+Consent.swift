@@ -56,12 +56,15 @@ extension Vault {
         return purpose
     }
 
+    /// A caller's free text (evidence, reason, ticket, channel, notice version): trimmed, at most `max`
+    /// characters counted as Unicode scalars and at most 4×`max` bytes of UTF-8, no control characters.
     static func checkedText(_ value: String?, key: String, max: Int) throws(VaultError) -> String? {
         guard let value else { return nil }
         let t = value.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !t.isEmpty else { return nil }
-        guard t.count <= max, !t.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
-            throw VaultError.badRequest("'\(key)' must be at most \(max) characters without control characters")
+        guard t.unicodeScalars.count <= max, t.utf8.count <= 4 * max,
+              !t.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw VaultError.badRequest("'\(key)' must be at most \(max) characters (\(4 * max) bytes of UTF-8) without control characters")
         }
         return t
     }
@@ -74,6 +77,7 @@ extension Vault {
                                audit: draft(p, action: action, requestID: requestID, subject: subject, purpose: policy.purposes[name],
                                             purposeName: name, decision: .deny, code: "forbidden"))
         }
+        if p.role == .service { try await enforceQuota(p, .writes, count: 1, action: action, subject: subject, requestID: requestID) }
         let purpose = try purposeOrNotFound(name)
         guard purpose.legalBasis == .consent else {
             throw VaultError(.unprocessable, .init("consent_not_applicable"),
@@ -103,11 +107,16 @@ extension Vault {
     public func recordObjection(_ p: Principal, subject: String, purpose name: String, objected: Bool, _ input: ConsentInput,
                                 requestID: String?) async throws(VaultError) -> ConsentView {
         let action = objected ? "objection.record" : "objection.withdraw"
-        guard p.role == .dpo || p.role == .service else {
-            throw await refuse(VaultError(.forbidden, .forbidden, "only the DPO or a service may record an objection"),
+        // Objecting must be easy: any service that hears it, or the DPO, may record it. Withdrawing it
+        // takes the DPO or a service that holds the purpose, with evidence.
+        let mayAct = p.role == .dpo || (p.role == .service && (objected || p.policy.purposes.contains(name)))
+        guard mayAct else {
+            throw await refuse(VaultError(.forbidden, .forbidden, objected ? "only the DPO or a service may record an objection"
+                                          : "only the DPO or a service that holds the purpose may withdraw an objection"),
                                audit: draft(p, action: action, requestID: requestID, subject: subject, purposeName: name,
                                             decision: .deny, code: "forbidden"))
         }
+        if p.role == .service { try await enforceQuota(p, .writes, count: 1, action: action, subject: subject, requestID: requestID) }
         let purpose = try purposeOrNotFound(name)
         guard purpose.legalBasis != .consent else {
             throw VaultError(.unprocessable, .init("objection_not_applicable"),
@@ -115,6 +124,9 @@ extension Vault {
         }
         let evidence = try Self.checkedText(input.evidence, key: "evidence", max: 1024)
         let channel = try Self.checkedText(input.channel, key: "channel", max: 64)
+        if !objected, evidence == nil {
+            throw VaultError(.unprocessable, .init("evidence_required"), "withdrawing an objection needs its evidence (what the subject said, and where)")
+        }
         return try await appendLedger(p, subject: subject, purpose: purpose, kind: .objection, status: objected ? .objected : .withdrawn,
                                       channel: channel, evidence: evidence, notice: nil, action: action, requestID: requestID)
     }

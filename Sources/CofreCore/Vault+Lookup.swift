@@ -22,20 +22,27 @@ extension Vault {
                 audit: draft(p, action: "lookup", requestID: requestID, fields: [field], purpose: purpose, purposeName: purposeName,
                              decision: .deny, code: DenialCode.purposeNotAllowed.rawValue))
         }
+        // Every lookup, hit or miss, valid or not, counts against the caller's quota.
+        try await enforceQuota(p, .lookups, count: 1, action: "lookup", purpose: purpose, fields: [field], requestID: requestID)
         guard let spec = policy.fields[field] else {
-            throw VaultError(.unprocessable, .fieldUnknown, "field '\(field)' is not in the policy", field: field)
+            throw await refuse(VaultError(.unprocessable, .fieldUnknown, "the field is not in the policy"),
+                               audit: draft(p, action: "lookup", requestID: requestID, fields: [field], purpose: purpose,
+                                            decision: .deny, code: VaultError.Code.fieldUnknown.rawValue))
+        }
+        // A lookup answers whether a value belongs to a subject: on a field the purpose shows masked or
+        // redacted it would undo the mask (CONTRACT §2 v2), so only a `plain` field may be looked up.
+        // Decided before the value is even read.
+        guard purpose.fields[field] == .plain else {
+            throw await refuse(
+                VaultError(.forbidden, .fieldNotAllowed, "a lookup needs the field at level 'plain' in the purpose", field: field),
+                audit: draft(p, action: "lookup", requestID: requestID, fields: [field], purpose: purpose,
+                             decision: .deny, code: DenialCode.fieldNotAllowed.rawValue))
         }
         guard spec.searchable else {
             throw VaultError(.unprocessable, .init("field_not_searchable"), "field '\(field)' is not searchable", field: field)
         }
         let normalized = try spec.type.normalize(value, field: field)
         let ref = chain.ref("lookup:\(field)", normalized)
-        guard purpose.fields[field] != nil else {
-            throw await refuse(
-                VaultError(.forbidden, .init(DenialCode.fieldNotAllowed.rawValue), DenialCode.fieldNotAllowed.message, field: field),
-                audit: draft(p, action: "lookup", requestID: requestID, fields: [field], purpose: purpose,
-                             decision: .deny, code: DenialCode.fieldNotAllowed.rawValue, ref: ref))
-        }
 
         let at = now
         var allowed: [FieldRecord] = []

@@ -27,6 +27,8 @@ extension Vault {
                 audit: draft(p, action: "detokenize", requestID: requestID, purpose: purpose, purposeName: purposeName,
                              decision: .deny, code: DenialCode.purposeNotAllowed.rawValue))
         }
+        // Each token is one reveal against the quota, denied or not.
+        try await enforceQuota(p, .reveals, count: tokens.count, action: "detokenize", purpose: purpose, requestID: requestID)
 
         // Resolve tokens to fields; malformed tokens never reach the store.
         let hashes = tokens.map { Identifiers.isToken($0) ? tokenHash($0) : nil }
@@ -57,6 +59,7 @@ extension Vault {
         } catch {
             throw mapStore(error)
         }
+        await noteReveals(p, count: results.filter { $0.value != nil }.count, requestID: requestID)
         return results
     }
 

@@ -74,6 +74,7 @@ extension Vault {
     /// `POST /v1/subjects`: stores a new subject's fields and returns one token per field.
     public func createSubject(_ p: Principal, externalRef: String, fields raw: [String: String], requestID: String?) async throws(VaultError) -> CreatedSubject {
         try await requireTokenize(p, action: "subject.create", requestID: requestID)
+        try await enforceQuota(p, .writes, count: 1, action: "subject.create", requestID: requestID)
         let ref = externalRef.trimmingCharacters(in: .whitespaces)
         guard !ref.isEmpty, ref.utf8.count <= 256, !ref.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
             throw VaultError.badRequest("'external_ref' must be 1 to 256 characters without control characters")
@@ -109,6 +110,7 @@ extension Vault {
     /// is unreadable and its old tokens stop resolving. A lost race is retried, then answered 409.
     public func putFields(_ p: Principal, subject: String, fields raw: [String: String], requestID: String?, action: String = "fields.put") async throws(VaultError) -> [String: String] {
         try await requireTokenize(p, action: action, requestID: requestID, subject: subject)
+        try await enforceQuota(p, .writes, count: 1, action: action, subject: subject, requestID: requestID)
         guard Identifiers.isSubject(subject) else { throw VaultError.subjectNotFound }
         let values = try normalize(raw)
         let names = values.map(\.name)

@@ -27,6 +27,9 @@ public final class Vault: Sendable {
     public let binding: VaultBinding
     let clock: @Sendable () -> Date
     let logger: Logger
+    /// This instance's quota buckets and reveal-volume watch.
+    let limiter = RateLimiter()
+    let revealMonitor = RevealMonitor()
 
     public static let maxTokensPerCall = 1000
     public static let indexKeyGroup = "blind-index"
@@ -87,10 +90,10 @@ public final class Vault: Sendable {
     func draft(_ principal: Principal?, action: String, requestID: String?, subject: String? = nil, fields: [String] = [],
                purpose: Purpose? = nil, purposeName: String? = nil, decision: AuditDraft.Decision, code: String? = nil,
                ref: String? = nil) -> AuditDraft {
-        AuditDraft(
+        sanitized(AuditDraft(
             time: clock(), service: principal?.name ?? "operator", role: principal?.role.rawValue ?? "operator",
             action: action, subject: subject, fields: fields, purpose: purpose?.name ?? purposeName,
-            legalBasis: purpose?.legalBasis.rawValue, decision: decision, code: code, requestID: requestID, ref: ref)
+            legalBasis: purpose?.legalBasis.rawValue, decision: decision, code: code, requestID: requestID, ref: ref))
     }
 
     /// Records a refusal, then returns the error to throw. If even that record fails, the answer is 503.

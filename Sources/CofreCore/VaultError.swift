@@ -25,6 +25,8 @@ public struct VaultError: Error, Sendable, CustomStringConvertible {
         public static let auditUnavailable = Code("audit_unavailable")
         public static let internalError = Code("internal_error")
         public static let concurrentUpdate = Code("concurrent_update")
+        public static let rateLimited = Code("rate_limited")
+        public static let fieldNotAllowed = Code("field_not_allowed")
         public static let integrityFailure = Code("integrity_failure")
     }
 
@@ -41,13 +43,16 @@ public struct VaultError: Error, Sendable, CustomStringConvertible {
     public let field: String?
     /// For `subject_exists`: the subject that already holds the external reference.
     public let existingSubject: String?
+    /// For `rate_limited`: seconds until the call may pass (`Retry-After`).
+    public let retryAfter: Int?
 
-    public init(_ kind: Kind, _ code: Code, _ message: String, field: String? = nil, existingSubject: String? = nil) {
+    public init(_ kind: Kind, _ code: Code, _ message: String, field: String? = nil, existingSubject: String? = nil, retryAfter: Int? = nil) {
         self.kind = kind
         self.code = code
         self.message = message
         self.field = field
         self.existingSubject = existingSubject
+        self.retryAfter = retryAfter
     }
 
     public var description: String { "\(code): \(message)" }

@@ -50,4 +50,14 @@ public enum VaultMetrics {
     static func keyRingReloadFailed() {
         Counter(label: "cofre_key_ring_reload_failures_total").increment()
     }
+
+    /// A call refused past its quota. The service label is a policy name, never an id or a value.
+    static func quotaRefused(service: String, kind: String) {
+        Counter(label: "cofre_quota_refusals_total", dimensions: [("service", service), ("kind", kind)]).increment()
+    }
+
+    /// A minute of reveals far above the service's hourly average.
+    static func bulkReveal(service: String) {
+        Counter(label: "cofre_bulk_reveal_alerts_total", dimensions: [("service", service)]).increment()
+    }
 }

@@ -26,8 +26,10 @@ struct ErrorMiddleware: RouterMiddleware {
         do {
             return try await next(request, context)
         } catch let e as VaultError {
-            return Self.response(status(e.kind), code: e.code.rawValue, message: e.message, field: e.field,
-                                 subject: e.existingSubject, context: context)
+            var response = Self.response(status(e.kind), code: e.code.rawValue, message: e.message, field: e.field,
+                                         subject: e.existingSubject, context: context)
+            if let retryAfter = e.retryAfter { response.headers[.retryAfter] = String(retryAfter) }
+            return response
         } catch let e as any HTTPResponseError {
             let (code, message): (String, String) = switch e.status.code {
             case 404: ("not_found", "no such route")

@@ -24,6 +24,7 @@ public func buildRouter(vault: Vault) -> Router<CofreRequestContext> {
     // Counts and times requests by route pattern (never the concrete path) and final status.
     router.add(middleware: MetricsMiddleware())
     router.add(middleware: ErrorMiddleware())
+    router.add(middleware: InputHygieneMiddleware())
     let api = VaultAPI(vault: vault)
     api.register(on: router)
     AuditAPI(vault: vault, auth: api).register(on: router)

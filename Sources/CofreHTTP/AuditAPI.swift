@@ -79,7 +79,7 @@ struct AuditAPI: Sendable {
 
     func register(on router: Router<CofreRequestContext>) {
         router.get("/v1/audit/events") { request, context in
-            let principal = try await auth.authenticate(request)
+            let principal = try await auth.authorize(request, context, .init(roles: [.auditor]), action: "audit.read")
             let q = try Self.parameters(request, allowed: Self.eventFilters)
             var query = AuditQuery(subject: q["subject"], service: q["service"], purpose: q["purpose"], action: q["action"], ref: q["ref"])
             if let d = q["decision"] {
@@ -96,7 +96,7 @@ struct AuditAPI: Sendable {
                                                        head: page.head))
         }
         router.get("/v1/audit/verify") { request, context in
-            let principal = try await auth.authenticate(request)
+            let principal = try await auth.authorize(request, context, .init(roles: [.auditor]), action: "audit.verify")
             let q = try Self.parameters(request, allowed: Self.verifyParameters)
             var checkpoint: AuditCheckpoint?
             if !q.isEmpty {
@@ -110,7 +110,7 @@ struct AuditAPI: Sendable {
                                                   broken: r.broken.map { .init(from: $0.from, to: $0.to, reason: $0.reason) }))
         }
         router.get("/v1/audit/checkpoint") { request, context in
-            let principal = try await auth.authenticate(request)
+            let principal = try await auth.authorize(request, context, .init(roles: [.auditor]), action: "audit.checkpoint")
             _ = try Self.parameters(request, allowed: [])
             return try VaultAPI.json(try await vault.checkpoint(principal, requestID: context.requestID))
         }

@@ -119,8 +119,8 @@ struct RightsAPI: Sendable {
 
     func register(on router: Router<CofreRequestContext>) {
         router.get("/v1/subjects/:subject/export") { request, context in
-            let principal = try await auth.authenticate(request)
             let subject = try context.parameters.require("subject")
+            let principal = try await auth.authorize(request, context, .init(roles: [.dpo]), action: "subject.export", subject: subject)
             let q = try AuditAPI.parameters(request, allowed: ["format"])
             switch q["format"] {
             case "simple":
@@ -135,8 +135,8 @@ struct RightsAPI: Sendable {
             }
         }
         router.post("/v1/subjects/:subject/erase") { request, context in
-            let principal = try await auth.authenticate(request)
             let subject = try context.parameters.require("subject")
+            let principal = try await auth.authorize(request, context, .init(roles: [.dpo]), action: "subject.erase", subject: subject)
             let body = try await VaultAPI.decode(EraseBody.self, request, context)
             let receipt = try await vault.erase(principal, subject: subject, reason: body.reason, ticket: body.ticket,
                                                 requestID: context.requestID)

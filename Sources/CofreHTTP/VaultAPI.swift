@@ -23,28 +23,28 @@ struct VaultAPI: Sendable {
             return try Self.json(StatusAnswer(status: "ready"))
         }
         router.post("/v1/subjects") { request, context in
-            let principal = try await authenticate(request)
+            let principal = try await authorize(request, context, .init(roles: [.service], tokenize: true), action: "subject.create")
             let body = try await Self.decode(CreateSubjectBody.self, request, context)
             let created = try await vault.createSubject(principal, externalRef: body.externalRef, fields: body.fields,
                                                         requestID: context.requestID)
             return try Self.json(SubjectTokens(subject: created.subject, tokens: created.tokens), status: .created)
         }
         router.post("/v1/subjects/:subject/fields") { request, context in
-            let principal = try await authenticate(request)
             let subject = try context.parameters.require("subject")
+            let principal = try await authorize(request, context, .init(roles: [.service], tokenize: true), action: "fields.put", subject: subject)
             let body = try await Self.decode(PutFieldsBody.self, request, context)
             let tokens = try await vault.putFields(principal, subject: subject, fields: body.fields, requestID: context.requestID)
             return try Self.json(SubjectTokens(subject: subject, tokens: tokens))
         }
         router.post("/v1/tokenize") { request, context in
-            let principal = try await authenticate(request)
+            let principal = try await authorize(request, context, .init(roles: [.service], tokenize: true), action: "tokenize")
             let body = try await Self.decode(TokenizeBody.self, request, context)
             let token = try await vault.tokenize(principal, subject: body.subject, field: body.field, value: body.value,
                                                  requestID: context.requestID)
             return try Self.json(TokenAnswer(token: token))
         }
         router.post("/v1/detokenize") { request, context in
-            let principal = try await authenticate(request)
+            let principal = try await authorize(request, context, .init(roles: [.service]), action: "detokenize")
             let body = try await Self.decode(DetokenizeBody.self, request, context)
             let results = try await vault.detokenize(principal, purpose: body.purpose, tokens: body.tokens, requestID: context.requestID)
             return try Self.json(RevealAnswer(results: results.map { r in
@@ -53,15 +53,16 @@ struct VaultAPI: Sendable {
             }))
         }
         router.post("/v1/lookup") { request, context in
-            let principal = try await authenticate(request)
+            let principal = try await authorize(request, context, .init(roles: [.service]), action: "lookup")
             let body = try await Self.decode(LookupBody.self, request, context)
             let found = try await vault.lookup(principal, purpose: body.purpose, field: body.field, value: body.value,
                                                requestID: context.requestID)
             return try Self.json(LookupAnswer(subject: found.subject, token: found.token))
         }
         router.get("/v1/subjects/:subject/consents") { request, context in
-            let principal = try await authenticate(request)
             let subject = try context.parameters.require("subject")
+            let principal = try await authorize(request, context, .init(roles: [.service, .dpo]), action: "consent.read", subject: subject)
+            _ = try AuditAPI.parameters(request, allowed: [])
             let all = try await vault.consents(principal, subject: subject, requestID: context.requestID)
             var purposes: [String: PurposeConsentsDTO] = [:]
             for p in all {
@@ -72,9 +73,10 @@ struct VaultAPI: Sendable {
             return try Self.json(ConsentsAnswer(subject: subject, purposes: purposes))
         }
         router.put("/v1/subjects/:subject/consents/:purpose") { request, context in
-            let principal = try await authenticate(request)
             let subject = try context.parameters.require("subject")
             let purpose = try context.parameters.require("purpose")
+            let principal = try await authorize(request, context, .init(roles: [.service, .dpo], servicePurpose: purpose),
+                                                action: "consent.record", subject: subject)
             let body = try await Self.decode(ConsentBody.self, request, context)
             let event = try await vault.recordConsent(
                 principal, subject: subject, purpose: purpose,
@@ -84,9 +86,11 @@ struct VaultAPI: Sendable {
         }
         for (method, objected) in [(HTTPRequest.Method.put, true), (.delete, false)] {
             router.on("/v1/subjects/:subject/objections/:purpose", method: method) { request, context in
-                let principal = try await authenticate(request)
                 let subject = try context.parameters.require("subject")
                 let purpose = try context.parameters.require("purpose")
+                // Anyone may record an objection; withdrawing it takes the DPO or a service holding the purpose.
+                let principal = try await authorize(request, context, .init(roles: [.service, .dpo], servicePurpose: objected ? nil : purpose),
+                                                    action: objected ? "objection.record" : "objection.withdraw", subject: subject)
                 let body = try await Self.decodeOptional(ConsentBody.self, request, context)
                 let event = try await vault.recordObjection(
                     principal, subject: subject, purpose: purpose, objected: objected,
@@ -94,6 +98,15 @@ struct VaultAPI: Sendable {
                 return try Self.json(ConsentEventDTO(event))
             }
         }
+    }
+
+    /// Authenticates, then checks the route's roles before anything of the request is read or validated
+    /// (CONTRACT §4 v2): a wrong caller gets the same audited 403 whatever its body says.
+    func authorize(_ request: Request, _ context: CofreRequestContext, _ access: Vault.Access, action: String,
+                   subject: String? = nil) async throws -> Principal {
+        let principal = try await authenticate(request)
+        try await vault.authorize(principal, access, action: action, subject: subject, requestID: context.requestID)
+        return principal
     }
 
     /// `Authorization: Bearer <key>`; anything else is the same 401.
@@ -129,8 +142,13 @@ struct VaultAPI: Sendable {
         return buffer.readableBytes == 0 ? nil : try parse(type, buffer)
     }
 
-    /// A decoding failure names the JSON path, never the value.
+    /// A decoding failure names the JSON path, never the value. Control characters are refused in every
+    /// string of every body (CONTRACT §4 v2): a NUL or an escape sequence has no business in a purpose,
+    /// a field name, a value or an evidence, and would only serve to cut or forge what is logged.
     static func parse<T: Decodable>(_ type: T.Type, _ buffer: ByteBuffer) throws -> T {
+        if InputHygiene.jsonHasControlCharacter(buffer.readableBytesView) {
+            throw VaultError(.badRequest, .malformedRequest, "control characters (such as NUL) are not accepted in any string")
+        }
         do {
             return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
         } catch let DecodingError.keyNotFound(key, ctx) {

@@ -14,6 +14,7 @@ struct Answer: @unchecked Sendable {
     let status: HTTPResponse.Status
     let json: [String: Any]
     let raw: String
+    var headers: HTTPFields = [:]
 
     var errorCode: String? { (json["error"] as? [String: Any])?["code"] as? String }
     var errorMessage: String? { (json["error"] as? [String: Any])?["message"] as? String }
@@ -34,7 +35,7 @@ struct API {
         let response = try await client.executeRequest(uri: uri, method: method, headers: headers, body: buffer)
         let raw = String(buffer: response.body)
         let json = (try? JSONSerialization.jsonObject(with: Data(raw.utf8))) as? [String: Any] ?? [:]
-        return Answer(status: response.status, json: json, raw: raw)
+        return Answer(status: response.status, json: json, raw: raw, headers: response.headers)
     }
 
     func post(_ uri: String, key: String?, _ object: [String: Any]) async throws -> Answer {

@@ -96,7 +96,11 @@ struct ConsentAndLookupTests {
             r = try await api.detokenize(key: crm, purpose: "legal-defense", [name])
             #expect(r.results[0]["value"] as? String == "João da Silva")
 
-            let w = try await api.call(.delete, "/v1/subjects/\(subject)/objections/collection-call", key: crm)
+            // Withdrawing needs evidence, and a service that holds the purpose (or the DPO).
+            let bare = try await api.call(.delete, "/v1/subjects/\(subject)/objections/collection-call", key: crm)
+            #expect(bare.status == .unprocessableContent && bare.errorCode == "evidence_required")
+            let w = try await api.call(.delete, "/v1/subjects/\(subject)/objections/collection-call", key: crm,
+                                       body: #"{"evidence":"call-2026-11-29-0042: the debtor agreed to be called again"}"#)
             #expect(w.status == .ok)
             #expect(w["status"] as? String == "withdrawn")
             r = try await api.detokenize(key: crm, purpose: "collection-call", [phone])
