@@ -50,6 +50,11 @@ struct AuditorCommandTests {
         try tamperFile(dir + "/data/cofre.sqlite", "UPDATE audit_events SET purpose = 'payment' WHERE seq = 5")
         let broken = try runCofre(["audit", "verify"], in: dir, env: env)
         #expect(broken.status != 0)
+        // Text that reached the log behind the vault's back is printed escaped, never as terminal control.
+        try tamperFile(dir + "/data/cofre.sqlite", "UPDATE audit_events SET purpose = 'pay' || char(27) || '[2J' || char(13) || 'ment' WHERE seq = 6")
+        let escaped = try runCofre(["audit", "events", "--limit", "10"], in: dir, env: env)
+        #expect(!escaped.stdout.contains("\u{1b}") && !escaped.stdout.contains("\r"), "a control character reached the terminal")
+        #expect(escaped.stdout.contains("pay\\u{1b}[2J\\u{d}ment"), "\(escaped.stdout)")
         #expect(broken.stdout.contains("BROKEN: 1 bad range(s)") && broken.stdout.contains("sequence 5: event content does not match its hash"),
                 "\(broken.stdout)")
 
