@@ -5,13 +5,17 @@ public import Foundation
 public struct DataKeys: Sendable {
     public let provider: KeyRingProvider
     public let store: any DataKeyStore
+    /// Unwrapped keys recently used (see `KeyCache` for why this cannot outlive a destroyed version).
+    let cache: KeyCache
+    public static let defaultCacheCapacity = 50_000
     /// NIST SP 800-38D: at most 2^32 encryptions with random nonces under one key. Only keys
     /// shared by several values (a subject's consent-evidence key) count their uses.
     public static let maxUsesPerSharedKey: Int64 = 1 << 32
 
-    public init(provider: KeyRingProvider, store: any DataKeyStore) {
+    public init(provider: KeyRingProvider, store: any DataKeyStore, cacheCapacity: Int = DataKeys.defaultCacheCapacity) {
         self.provider = provider
         self.store = store
+        cache = KeyCache(capacity: cacheCapacity)
     }
 
     /// The key ring as it stands (it may be reloaded at any time).
@@ -53,12 +57,24 @@ public struct DataKeys: Sendable {
         return try SymmetricKey(bytes: raw)
     }
 
-    /// Fetches and unwraps; missing keys (shredded) are simply absent from the result.
+    /// Fetches and unwraps (from the cache when it holds them); missing keys (shredded) are simply
+    /// absent from the result.
     public func load(_ ids: [DataKeyID]) async throws -> [DataKeyID: SymmetricKey] {
-        let stored = try await store.fetch(ids)
-        var out: [DataKeyID: SymmetricKey] = [:]
-        for (id, w) in stored { out[id] = try unwrap(w) }
+        var out = cache.get(ids)
+        let missing = ids.filter { out[$0] == nil }
+        guard !missing.isEmpty else { return out }
+        let stored = try await store.fetch(missing)
+        var fresh: [DataKeyID: SymmetricKey] = [:]
+        for (id, w) in stored { fresh[id] = try unwrap(w) }
+        cache.put(fresh)
+        out.merge(fresh) { a, _ in a }
         return out
+    }
+
+    /// Destroys keys in the key store, dropping them from the cache first.
+    public func destroy(_ ids: [DataKeyID]) async throws {
+        cache.drop(ids)
+        try await store.destroy(ids)
     }
 
     /// The vault's own key for `group` (blind index, audit chain), created on first use.

@@ -34,7 +34,7 @@ extension Vault {
             return try await store.commit(batch)
         } catch let error as StoreError where error.certainlyNotCommitted {
             do {
-                try await dataKeys.store.destroy(keys.map(\.id))
+                try await dataKeys.destroy(keys.map(\.id))
             } catch {
                 logger.warning("an aborted write's keys are left to the key sweeper", metadata: ["error.type": "\(type(of: error))"])
             }
@@ -47,7 +47,7 @@ extension Vault {
     func shredSuperseded(_ ids: [DataKeyID]) async {
         guard !ids.isEmpty else { return }
         do {
-            try await dataKeys.store.destroy(ids)
+            try await dataKeys.destroy(ids)
             _ = try await store.commit(WriteBatch([.dequeueKeyShred(ids)]))
         } catch {
             VaultMetrics.keyShredDeferred(ids.count)
@@ -80,7 +80,7 @@ extension Vault {
         while true {
             let ids = try await store.queuedKeyShreds(limit: batch)
             if ids.isEmpty { break }
-            try await dataKeys.store.destroy(ids)
+            try await dataKeys.destroy(ids)
             _ = try await store.commit(WriteBatch([.dequeueKeyShred(ids)]))
             result.superseded += ids.count
             if ids.count < batch { break }
@@ -92,7 +92,7 @@ extension Vault {
             guard let last = page.last else { break }
             let orphans = try await unreferenced(page.map(\.id))
             if !orphans.isEmpty {
-                try await dataKeys.store.destroy(orphans)
+                try await dataKeys.destroy(orphans)
                 result.orphans += orphans.count
             }
             cursor = KeyScanCursor(createdAtMillis: AuditChain.millis(last.createdAt), subject: last.id.subject,

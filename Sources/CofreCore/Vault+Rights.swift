@@ -222,7 +222,7 @@ extension Vault {
         do {
             let keep = Set(try await store.fields(subject: subject).filter(\.needsKey).map(\.keyID))
             let doomed = try await dataKeys.store.ids(subject: subject).filter { !keep.contains($0) }
-            try await dataKeys.store.destroy(doomed)
+            try await dataKeys.destroy(doomed)
             let queued = try await store.queuedKeyShreds(limit: 1_000_000).filter { $0.subject == subject }
             if !queued.isEmpty { _ = try await store.commit(WriteBatch([.dequeueKeyShred(queued)])) }
         } catch {

@@ -75,10 +75,7 @@ extension Vault {
     public func createSubject(_ p: Principal, externalRef: String, fields raw: [String: String], requestID: String?) async throws(VaultError) -> CreatedSubject {
         try await requireTokenize(p, action: "subject.create", requestID: requestID)
         try await enforceQuota(p, .writes, count: 1, action: "subject.create", requestID: requestID)
-        let ref = externalRef.trimmingCharacters(in: .whitespaces)
-        guard !ref.isEmpty, ref.utf8.count <= 256, !ref.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
-            throw VaultError.badRequest("'external_ref' must be 1 to 256 characters without control characters")
-        }
+        let ref = try Self.checkedExternalRef(externalRef)
         let values = try normalize(raw)
         let subject: String
         do { subject = try Identifiers.newSubject() } catch { throw VaultError(.unavailable, .unavailable, "the vault cannot mint an id right now") }

@@ -8,6 +8,28 @@ struct CreateSubjectBody: Decodable {
     enum CodingKeys: String, CodingKey { case externalRef = "external_ref", fields }
 }
 
+struct BatchBody: Decodable {
+    let subjects: [CreateSubjectBody]
+}
+
+/// One subject's answer in a batch: its tokens, or its own error (with the existing subject for a duplicate).
+struct BatchItem: Encodable {
+    struct Failure: Encodable {
+        let code: String
+        let message: String
+        let subject: String?
+    }
+    let externalRef: String
+    let subject: String?
+    let tokens: [String: String]?
+    let error: Failure?
+    enum CodingKeys: String, CodingKey { case externalRef = "external_ref", subject, tokens, error }
+}
+
+struct BatchAnswer: Encodable {
+    let results: [BatchItem]
+}
+
 struct PutFieldsBody: Decodable {
     let fields: [String: String]
 }

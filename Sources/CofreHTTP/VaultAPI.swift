@@ -29,6 +29,16 @@ struct VaultAPI: Sendable {
                                                         requestID: context.requestID)
             return try Self.json(SubjectTokens(subject: created.subject, tokens: created.tokens), status: .created)
         }
+        router.post("/v1/subjects/batch") { request, context in
+            let principal = try await authorize(request, context, .init(roles: [.service], tokenize: true), action: "subject.create")
+            let body = try await Self.decode(BatchBody.self, request, context)
+            let results = try await vault.createSubjects(principal, body.subjects.map { .init(externalRef: $0.externalRef, fields: $0.fields) },
+                                                         requestID: context.requestID)
+            return try Self.json(BatchAnswer(results: results.map { r in
+                BatchItem(externalRef: r.externalRef, subject: r.created?.subject, tokens: r.created?.tokens,
+                          error: r.error.map { .init(code: $0.code.rawValue, message: $0.message, subject: $0.existingSubject) })
+            }))
+        }
         router.post("/v1/subjects/:subject/fields") { request, context in
             let subject = try context.parameters.require("subject")
             let principal = try await authorize(request, context, .init(roles: [.service], tokenize: true), action: "fields.put", subject: subject)

@@ -42,6 +42,8 @@ let matrix: [RouteRow] = [
     RouteRow(method: .get, pattern: "/metrics", path: "/metrics", body: nil, expected: open),
     RouteRow(method: .post, pattern: "/v1/subjects", path: "/v1/subjects",
              body: #"{"external_ref":"m-{n}","fields":{"name":"Ana"}}"#, expected: only([.crm: .created])),
+    RouteRow(method: .post, pattern: "/v1/subjects/batch", path: "/v1/subjects/batch",
+             body: #"{"subjects":[{"external_ref":"b-{n}","fields":{"name":"Ana"}}]}"#, expected: only([.crm: .ok])),
     RouteRow(method: .post, pattern: "/v1/subjects/{subject}/fields", path: "/v1/subjects/{s}/fields",
              body: #"{"fields":{"name":"Bia"}}"#, expected: only([.crm: .ok])),
     RouteRow(method: .post, pattern: "/v1/tokenize", path: "/v1/tokenize",

@@ -222,3 +222,46 @@ struct SubjectAndRevealTests {
         }
     }
 }
+
+@Suite("Batch creation: each subject succeeds or fails on its own")
+struct BatchTests {
+    @Test("a batch answers per subject in order: created, duplicate (with the existing subject), invalid; only the created hold keys")
+    func mixed() async throws {
+        let tv = try await TestVault.make()
+        let crm = try await tv.principal("crm").key
+        try await withAPI(tv) { api in
+            let existing = try await api.createSubject(key: crm, ref: "dup", ["name": "Ana"])["subject"] as! String
+            let body: [String: Any] = ["subjects": [
+                ["external_ref": "b-1", "fields": ["name": "Bia", "cpf": "529.982.247-25"]],
+                ["external_ref": "dup", "fields": ["name": "Ana again"]],
+                ["external_ref": "b-3", "fields": ["cpf": "111.111.111-12"]],
+                ["external_ref": "b-4", "fields": ["salary": "1"]],
+                ["external_ref": "b-1", "fields": ["name": "twice in one batch"]],
+                ["external_ref": "b-6", "fields": ["name": "Cida", "phone": "11 97777-6666"]],
+            ]]
+            let r = try await api.post("/v1/subjects/batch", key: crm, body)
+            #expect(r.status == .ok)
+            let results = r.results
+            #expect(results.map { $0["external_ref"] as? String } == ["b-1", "dup", "b-3", "b-4", "b-1", "b-6"])
+            let codes = results.map { ($0["error"] as? [String: Any])?["code"] as? String }
+            #expect(codes == [nil, "subject_exists", "invalid_cpf", "field_unknown", "malformed_request", nil])
+            #expect((results[1]["error"] as? [String: Any])?["subject"] as? String == existing)
+            let tokens = try #require(results[5]["tokens"] as? [String: String])
+            let d = try await api.detokenize(key: crm, purpose: "collection-call", [tokens["phone"]!])
+            #expect(d.results[0]["value"] as? String == "+5511977776666")
+            #expect(!r.raw.contains("111.111.111-12") && !r.raw.contains("Ana again"), "no value is echoed")
+            // Too many, or none: refused whole.
+            let many = (0...1000).map { ["external_ref": "m-\($0)", "fields": ["name": "x"]] as [String: Any] }
+            #expect(try await api.post("/v1/subjects/batch", key: crm, ["subjects": many]).status == .badRequest)
+            #expect(try await api.post("/v1/subjects/batch", key: crm, ["subjects": [Any]()]).status == .badRequest)
+        }
+        // Keys exist for the created subjects only: the duplicate's attempt destroyed its own.
+        let creates = try await tv.vault.store.auditEvents(AuditQuery(action: "subject.create", limit: 100))
+        #expect(creates.filter { $0.draft.decision == .allow }.count == 3)
+        #expect(creates.filter { $0.draft.code == "subject_exists" }.count == 1)
+        let allowed = creates.filter { $0.draft.decision == .allow }.compactMap(\.draft.subject)
+        #expect(try await tv.invariantViolations(subjects: allowed) == [])
+        let counts = try await tv.vault.dataKeys.store.countByKEKVersion()
+        #expect(counts[1] == 1 + 2 + 2 + 2, "Ana, b-1 (2 fields), b-6 (2 fields), and the two system keys")
+    }
+}
