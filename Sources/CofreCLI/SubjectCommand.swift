@@ -16,8 +16,8 @@ func checkPurpose(_ s: String) throws {
 /// `cofre subject export|erase`: the DPO's commands for LGPD Art. 18 requests, over HTTP.
 struct SubjectCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "subject", abstract: "Export or erase a data subject (DPO; COFRE_TOKEN, COFRE_ADDR).",
-        subcommands: [Export.self, Erase.self])
+        commandName: "subject", abstract: "Export or erase a data subject (DPO), or import subjects (a service); COFRE_TOKEN, COFRE_ADDR.",
+        subcommands: [Export.self, Erase.self, ImportCommand.self])
 
     struct Export: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
