@@ -43,27 +43,44 @@ enum Bootstrap {
     /// an erasure could be undone from them. Clusters are compared by `system_identifier`.
     static func checkClusters(data: PostgresClient, keys: PostgresClient, allowShared: Bool, logger: Logger) async throws {
         let silent = Logger(label: "cofre.postgres") { _ in SwiftLogNoOpLogHandler() }
-        func identifier(_ c: PostgresClient) async throws -> Int64? {
-            var id: Int64?
-            for try await v in try await c.query("SELECT system_identifier FROM pg_control_system()", logger: silent).decode(Int64.self) { id = v }
-            return id
+        func identity(_ c: PostgresClient) async throws -> (cluster: Int64?, database: String?) {
+            var out: (Int64?, String?) = (nil, nil)
+            for try await row in try await c.query("SELECT (SELECT system_identifier FROM pg_control_system()), current_database()", logger: silent)
+                .decode((Int64?, String?).self) { out = row }
+            return out
         }
-        let a: Int64?, b: Int64?
+        func databases(_ c: PostgresClient) async throws -> String? {
+            var name: String?
+            for try await n in try await c.query("SELECT current_database()", logger: silent).decode(String.self) { name = n }
+            return name
+        }
+        let shared = "the key store shares the data store's PostgreSQL cluster (--allow-shared-cluster): this cluster's backups and WAL archives hold keys and data together, and an erasure can be undone from them"
+        let a: (cluster: Int64?, database: String?), b: (cluster: Int64?, database: String?)
         do {
-            a = try await identifier(data)
-            b = try await identifier(keys)
+            a = try await identity(data)
+            b = try await identity(keys)
         } catch {
-            if allowShared { return }
-            throw CLIError("cannot compare the PostgreSQL clusters of --database and --key-store (pg_control_system()); "
-                + "grant the vault's role EXECUTE on it, or pass --allow-shared-cluster if they are knowingly one cluster")
+            guard allowShared else {
+                throw CLIError("cannot compare the PostgreSQL clusters of --database and --key-store (pg_control_system()); "
+                    + "grant the vault's role EXECUTE on it, or pass --allow-shared-cluster if they are knowingly one cluster")
+            }
+            // Still never the same database, even when the clusters cannot be told apart.
+            if let x = try? await databases(data), let y = try? await databases(keys), x == y {
+                throw CLIError("--key-store and --database are the same PostgreSQL database: keys must live apart from data")
+            }
+            logger.warning("cannot compare the PostgreSQL clusters of --database and --key-store; \(shared)")
+            return
         }
-        guard a == b else { return }
+        guard a.cluster == b.cluster else { return }
+        if a.database == b.database {
+            throw CLIError("--key-store and --database are the same PostgreSQL database: keys must live apart from data (--allow-shared-cluster does not allow this)")
+        }
         guard allowShared else {
             throw CLIError("--key-store and --database are in the same PostgreSQL cluster: its backups, PITR and WAL archives would hold "
                 + "keys and data together, so an erasure could be undone from them. Put the key store in another cluster, "
                 + "or pass --allow-shared-cluster (COFRE_ALLOW_SHARED_CLUSTER=1) to accept that risk")
         }
-        logger.warning("the key store shares the data store's PostgreSQL cluster (--allow-shared-cluster): this cluster's backups and WAL archives hold keys and data together, and an erasure can be undone from them")
+        logger.warning("\(shared)")
     }
 
     /// Opens the vault for `body`. Only `serve` (with `serve: true`) may create a development ring, and
@@ -143,6 +160,12 @@ enum Bootstrap {
                 group.cancelAll()
                 undo()
                 throw error
+            }
+            if r.production, vault.binding.developmentRing {
+                group.cancelAll()
+                throw CLIError("this vault was created with a development key ring, whose key has lived on a developer's disk; "
+                    + "COFRE_ENV=production refuses it. Start production with a new data store and key store, and the KEK from the "
+                    + "platform's secret store (COFRE_KEK or COFRE_KEK_FILE)")
             }
             do {
                 let result = try await body(vault)

@@ -63,10 +63,11 @@ public struct DataKeys: Sendable {
         var out = cache.get(ids)
         let missing = ids.filter { out[$0] == nil }
         guard !missing.isEmpty else { return out }
+        let epoch = cache.currentEpoch
         let stored = try await store.fetch(missing)
         var fresh: [DataKeyID: SymmetricKey] = [:]
         for (id, w) in stored { fresh[id] = try unwrap(w) }
-        cache.put(fresh)
+        cache.put(fresh, loadedAt: epoch)
         out.merge(fresh) { a, _ in a }
         return out
     }

@@ -44,6 +44,9 @@ extension Vault {
 
     /// Revokes every live key of a service; returns how many were revoked.
     public func revokeServiceKeys(service: String) async throws -> Int {
+        guard policy.services[service] != nil else {
+            throw VaultError(.notFound, .init("service_unknown"), "'\(service)' is not a service in the policy")
+        }
         do {
             let live = try await store.credentials().filter { $0.service == service && $0.revokedAt == nil }.map(\.id)
             var audit = draft(nil, action: "service.revoke", requestID: nil, decision: .allow, code: "revoked_\(live.count)")

@@ -36,8 +36,9 @@ extension Vault {
     /// An instance whose last heartbeat is older than this is taken as gone.
     public static let instanceLiveWindow: TimeInterval = 60
     /// How long every live instance must have used the new primary before an older version may be
-    /// retired: longer than any write takes from wrapping a key to storing it.
-    public static let primarySettleTime: TimeInterval = 10
+    /// retired: far longer than any write takes from wrapping a key to storing it (the key store's
+    /// connections time out well before).
+    public static let primarySettleTime: TimeInterval = 30
 
     /// Writes this instance's heartbeat (KEK versions loaded, primary) to the data store.
     public func heartbeat(_ me: ServingInstance) async throws {

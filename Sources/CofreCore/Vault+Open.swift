@@ -87,8 +87,8 @@ extension Vault {
         if try await store.hasData() {
             // A vault from before bindings existed: adopt it only if its audit chain is this key store's.
             if let head = try await store.lastAuditEvent() {
-                let resealed = chain.seal(head.draft, seq: head.seq, prevHash: head.prevHash)
-                guard Digest.constantTimeEquals(Array(resealed.hash.utf8), Array(head.hash.utf8)) else {
+                // Verified from the stored bytes in whichever canonical form wrote it (v1 before 0.9).
+                guard chain.verifies(head) else {
                     throw BindingError("the data store's audit log was not written with this key store's audit key: "
                         + "point --key-store (and the key ring) at this vault's")
                 }

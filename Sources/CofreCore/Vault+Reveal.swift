@@ -15,10 +15,6 @@ extension Vault {
     /// `POST /v1/detokenize`: each token gets its own decision, and every decision is durably
     /// audited before any value is returned. A purpose the service does not hold fails the whole call.
     public func detokenize(_ p: Principal, purpose purposeName: String, tokens: [String], requestID: String?) async throws(VaultError) -> [RevealResult] {
-        guard !tokens.isEmpty else { throw VaultError.badRequest("'tokens' must list at least one token") }
-        guard tokens.count <= Self.maxTokensPerCall else {
-            throw VaultError.badRequest("at most \(Self.maxTokensPerCall) tokens per call", code: .tooManyTokens)
-        }
         let purpose = policy.purposes[purposeName]
         guard p.role == .service, p.policy.purposes.contains(purposeName), let purpose else {
             VaultMetrics.decision(purpose: purposeName, policy: policy, denied: .purposeNotAllowed)
@@ -26,6 +22,11 @@ extension Vault {
                 VaultError(.forbidden, .purposeNotAllowed, "this service does not hold that purpose"),
                 audit: draft(p, action: "detokenize", requestID: requestID, purpose: purpose, purposeName: purposeName,
                              decision: .deny, code: DenialCode.purposeNotAllowed.rawValue))
+        }
+        // Validated only once the caller is known to hold the purpose.
+        guard !tokens.isEmpty else { throw VaultError.badRequest("'tokens' must list at least one token") }
+        guard tokens.count <= Self.maxTokensPerCall else {
+            throw VaultError.badRequest("at most \(Self.maxTokensPerCall) tokens per call", code: .tooManyTokens)
         }
         // Each token is one reveal against the quota, denied or not.
         try await enforceQuota(p, .reveals, count: tokens.count, action: "detokenize", purpose: purpose, requestID: requestID)

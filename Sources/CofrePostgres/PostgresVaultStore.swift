@@ -259,19 +259,36 @@ public final class PostgresVaultStore: VaultStore {
                 seq = s
                 prev = h
             }
-            for d in drafts {
+            // One multi-row INSERT per request's events (a 1,000-token reveal is one statement, not 1,000).
+            var sql = """
+                INSERT INTO audit_events (seq, time, service, role, action, subject_id, fields, purpose, legal_basis,
+                    decision, code, request_id, ref, target, prev_hash, hash) VALUES
+                """
+            var binds = PostgresBindings(capacity: drafts.count * 16)
+            for (i, d) in drafts.enumerated() {
                 seq += 1
                 let e = chain.seal(d, seq: seq, prevHash: prev)
-                let fields = e.draft.fields.joined(separator: ",")
-                try await conn.query("""
-                    INSERT INTO audit_events (seq, time, service, role, action, subject_id, fields, purpose, legal_basis,
-                        decision, code, request_id, ref, target, prev_hash, hash)
-                    VALUES (\(e.seq), \(AuditChain.millis(e.draft.time)), \(e.draft.service), \(e.draft.role), \(e.draft.action),
-                        \(e.draft.subject), \(fields), \(e.draft.purpose), \(e.draft.legalBasis), \(e.draft.decision.rawValue),
-                        \(e.draft.code), \(e.draft.requestID), \(e.draft.ref), \(e.draft.target), \(e.prevHash), \(e.hash))
-                    """, logger: log)
+                let base = i * 16
+                sql += (i == 0 ? " " : ", ") + "(" + (1...16).map { "$\(base + $0)" }.joined(separator: ", ") + ")"
+                binds.append(e.seq)
+                binds.append(AuditChain.millis(e.draft.time))
+                binds.append(e.draft.service)
+                binds.append(e.draft.role)
+                binds.append(e.draft.action)
+                binds.append(e.draft.subject)
+                binds.append(e.draft.fields.joined(separator: ","))
+                binds.append(e.draft.purpose)
+                binds.append(e.draft.legalBasis)
+                binds.append(e.draft.decision.rawValue)
+                binds.append(e.draft.code)
+                binds.append(e.draft.requestID)
+                binds.append(e.draft.ref)
+                binds.append(e.draft.target)
+                binds.append(e.prevHash)
+                binds.append(e.hash)
                 prev = e.hash
             }
+            try await conn.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: log)
         } catch {
             throw StoreError(.auditUnavailable)
         }

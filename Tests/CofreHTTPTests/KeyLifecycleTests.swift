@@ -147,7 +147,7 @@ struct RetireSafetyTests {
         try await other.vault.heartbeat(them)
         refusal = await #expect(throws: KeyRingError.self) { try await tv.vault.retireKEK(1) }
         #expect(refusal?.description.contains("less than") == true, "\(refusal?.description ?? "")")
-        tv.clock.advance(days: 11.0 / 86400)
+        tv.clock.advance(days: 31.0 / 86400)
         try await tv.vault.heartbeat(me)
         try await other.vault.heartbeat(them)
         // An instance gone quiet for more than a minute no longer counts.
@@ -195,9 +195,16 @@ struct BindingVaultTests {
         #expect(empty?.description.contains("the key store is empty") == true, "\(empty?.description ?? "")")
         #expect(try await a.vault.store.lastAuditEvent()?.seq == head)
         #expect(try await a.vault.verifyAudit().ok)
-        // The right pair still opens, and the binding is the one recorded at the first open.
+        // A vault from before bindings existed (no binding on either side) is adopted once its audit chain
+        // verifies under the key store's audit key.
+        try await a.tamper("DELETE FROM vault_binding")
+        try await a.tamperKeyStore("UPDATE identity SET bound_data_store = NULL")
+        let adopted = try await a.reopen()
+        #expect(adopted.vault.binding.dataStoreID != a.vault.binding.dataStoreID)
+        // And then is bound like any other.
         let again = try await a.reopen()
-        #expect(again.vault.binding == a.vault.binding)
-        #expect(try await a.vault.dataKeys.store.identity().boundDataStore == a.vault.binding.dataStoreID)
+        #expect(again.vault.binding == adopted.vault.binding)
+        #expect(try await a.vault.dataKeys.store.identity().boundDataStore == adopted.vault.binding.dataStoreID)
+        _ = head
     }
 }

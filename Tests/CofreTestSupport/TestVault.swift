@@ -186,6 +186,18 @@ public struct TestVault: Sendable {
         }
     }
 
+    /// Runs SQL on the key store behind the vault's back.
+    public func tamperKeyStore(_ sql: String) async throws {
+        switch engine {
+        case .sqlite:
+            let db = try DatabaseQueue(path: keyStorePath)
+            try await db.write { try $0.execute(sql: sql) }
+            try db.close()
+        case .postgres:
+            try await Self.adminExecute(databases!.keys, [sql])
+        }
+    }
+
     /// Every byte the data and key stores hold (SQLite files with their WAL; PostgreSQL rows as text
     /// and the raw bytes of their binary columns), to search for leaked values.
     public func storeBytes() async throws -> [UInt8] {
