@@ -110,9 +110,11 @@ let package = Package(
         .executableTarget(
             name: "cofre-bench",
             dependencies: [
-                "CofreCore", "CofreCrypto", "CofreSQLite", "CofrePostgres",
+                "CofreCore", "CofreCrypto", "CofreSQLite", "CofrePostgres", "CofreHTTP",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -12,14 +12,21 @@ import PostgresNIO
 var subjects = 2000
 var concurrency = 32
 var postgresURL: String?
+var httpRequests = 20_000
+var inProcess = true
 var args = CommandLine.arguments.dropFirst().makeIterator()
 while let a = args.next() {
     switch a {
     case "--subjects": subjects = Int(args.next() ?? "") ?? subjects
     case "--concurrency": concurrency = Int(args.next() ?? "") ?? concurrency
     case "--postgres": postgresURL = args.next()
+    case "--http-requests": httpRequests = Int(args.next() ?? "") ?? httpRequests
+    case "--http-only": inProcess = false
     default:
-        FileHandle.standardError.write(Data("usage: cofre-bench [--subjects N] [--concurrency C] [--postgres postgres://… (admin, may CREATE DATABASE)]\n".utf8))
+        FileHandle.standardError.write(Data("""
+            usage: cofre-bench [--subjects N] [--concurrency C] [--http-requests R] [--http-only]
+                               [--postgres postgres://… (admin, may CREATE DATABASE)]\n
+            """.utf8))
         exit(2)
     }
 }
@@ -120,7 +127,8 @@ let benchPolicy = try PolicyLoader.parse("""
     purposes:
       collection-call: { legal_basis: credit_protection, fields: { phone: plain, name: plain, cpf: masked } }
     services:
-      crm: { role: service, purposes: [collection-call], tokenize: true }
+      crm: { role: service, purposes: [collection-call], tokenize: true,
+             quota: { reveals_per_minute: 10000000, lookups_per_minute: 10000000, writes_per_minute: 10000000 } }
     """)
 
 func openSQLite(_ dir: String) async throws -> (Vault, [PostgresClient]) {
@@ -154,7 +162,22 @@ func openPostgres(admin: String, _ dir: String) async throws -> (Vault, [Postgre
     return (vault, [])
 }
 
-try await run(engine: "sqlite", open: openSQLite)
+func freshDirectory() throws -> String {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cofre-bench-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+    return dir
+}
+
+if inProcess {
+    try await run(engine: "sqlite", open: openSQLite)
+    if let admin = postgresURL {
+        try await run(engine: "postgres") { try await openPostgres(admin: admin, $0) }
+    }
+}
+print("cofre-bench over HTTP: \(concurrency) connections, \(httpRequests) requests per line, \(subjects) subjects imported first")
+printHTTP(try await runHTTP(engine: "sqlite", vault: try await openSQLite(try freshDirectory()).0, subjects: subjects,
+                            connections: concurrency, requests: httpRequests))
 if let admin = postgresURL {
-    try await run(engine: "postgres") { try await openPostgres(admin: admin, $0) }
+    printHTTP(try await runHTTP(engine: "postgres", vault: try await openPostgres(admin: admin, try freshDirectory()).0, subjects: subjects,
+                                connections: concurrency, requests: httpRequests))
 }
