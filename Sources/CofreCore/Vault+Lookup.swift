@@ -48,11 +48,12 @@ extension Vault {
         var allowed: [FieldRecord] = []
         var reasons: [String] = []
         do {
-            let found = try await store.lookup(field: field, hash: indexHash(field: field, normalized: normalized))
-            // The same reads on a miss as on a hit, against an id that cannot exist.
-            let probe = found.isEmpty ? Set(["sub_" + Identifiers.base32(try Random.bytes(16))]) : Set(found)
-            // One consistent read of the candidates' fields and consent state, taken after the request arrived.
-            let snap = try await store.snapshot(tokenHashes: [], subjects: probe)
+            // One read: the index match, and the candidates' fields and consent state, as of one instant after
+            // the request arrived. A miss reads the same, against an id that cannot exist.
+            let absent = "sub_" + Identifiers.base32(try Random.bytes(16))
+            let snap = try await store.snapshot(tokenHashes: [], subjects: [absent],
+                                                index: BlindIndexQuery(field: field, hash: indexHash(field: field, normalized: normalized)))
+            let found = snap.indexed
             for subject in found.sorted() {
                 guard let record = snap.fields[subject]?[field] else { continue }
                 let consent = snap.states[subject]?[purposeName] ?? PurposeState()

@@ -23,9 +23,10 @@ public protocol VaultStore: Sendable {
     func lookup(field: String, hash: String) async throws -> [String]
     /// The whole ledger of a subject, oldest first.
     func consentHistory(subject: String) async throws -> [ConsentRecord]
-    /// Everything a reveal decision needs, read in one transaction: the tokens with these hashes, and
-    /// the fields and consent state of their subjects and of `subjects`.
-    func snapshot(tokenHashes: [String], subjects: Set<String>) async throws -> StoreSnapshot
+    /// Everything a decision needs, read in one transaction: the tokens with these hashes, the subjects
+    /// whose blind-index entry matches `index` (a lookup), and the fields and consent state of all of
+    /// those subjects and of `subjects`.
+    func snapshot(tokenHashes: [String], subjects: Set<String>, index: BlindIndexQuery?) async throws -> StoreSnapshot
     /// Events matching `query`, oldest first, at most `query.limit`.
     func auditEvents(_ query: AuditQuery) async throws -> [AuditEvent]
     /// Events with `seq > after` in sequence order, at most `limit`, unfiltered (for verification).
@@ -53,8 +54,20 @@ public protocol VaultStore: Sendable {
     func commit(_ batch: WriteBatch) async throws -> CommitResult
 }
 
+/// A blind-index search: the subjects whose entry for `field` has this keyed hash.
+public struct BlindIndexQuery: Sendable, Equatable {
+    public let field: String
+    public let hash: String
+    public init(field: String, hash: String) {
+        self.field = field
+        self.hash = hash
+    }
+}
+
 /// A consistent read of what a decision needs (see `VaultStore.snapshot`).
 public struct StoreSnapshot: Sendable {
+    /// The subjects an `index` query matched, in id order.
+    public var indexed: [String] = []
     public var tokens: [String: TokenRecord]
     /// Per subject, per field.
     public var fields: [String: [String: FieldRecord]]
@@ -148,6 +161,10 @@ extension VaultStore {
     /// Appends audit events on their own.
     public func appendAudit(_ events: [AuditDraft]) async throws {
         _ = try await commit(WriteBatch(audit: events))
+    }
+
+    public func snapshot(tokenHashes: [String], subjects: Set<String>) async throws -> StoreSnapshot {
+        try await snapshot(tokenHashes: tokenHashes, subjects: subjects, index: nil)
     }
 
     public func consentStates(subjects: Set<String>) async throws -> [String: [String: PurposeState]] {

@@ -342,7 +342,7 @@ public final class PostgresVaultStore: VaultStore {
         return try await fieldRecords(client.query("SELECT \(unescaped: Self.fieldColumns) FROM fields WHERE subject_id = ANY(\(Array(subjects)))", logger: log))
     }
 
-    public func snapshot(tokenHashes: [String], subjects: Set<String>) async throws -> StoreSnapshot {
+    public func snapshot(tokenHashes: [String], subjects: Set<String>, index: BlindIndexQuery?) async throws -> StoreSnapshot {
         // One connection, one REPEATABLE READ transaction: tokens, fields, states and statuses as of one instant.
         try await client.withConnection { conn in
             try await conn.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: self.log)
@@ -356,7 +356,12 @@ public final class PostgresVaultStore: VaultStore {
                         snap.tokens[h] = TokenRecord(tokenHash: h, subject: s, field: f, generation: g, createdAt: PostgresDatabase.date(at), createdBy: by)
                     }
                 }
-                let all = Array(subjects.union(snap.tokens.values.map(\.subject)))
+                if let index {
+                    for try await subject in try await conn.query("""
+                        SELECT subject_id FROM blind_index WHERE field = \(index.field) AND hash = \(index.hash) ORDER BY subject_id
+                        """, logger: self.log).decode(String.self) { snap.indexed.append(subject) }
+                }
+                let all = Array(subjects.union(snap.tokens.values.map(\.subject)).union(snap.indexed))
                 if !all.isEmpty {
                     for try await (id, status) in try await conn.query("SELECT id, status FROM subjects WHERE id = ANY(\(all))", logger: self.log)
                         .decode((String, String).self) { snap.subjects[id] = SubjectRecord.Status(rawValue: status) ?? .erased }

@@ -413,9 +413,13 @@ public final class SQLiteVaultStore: VaultStore {
         }
     }
 
-    public func snapshot(tokenHashes: [String], subjects: Set<String>) async throws -> StoreSnapshot {
+    public func snapshot(tokenHashes: [String], subjects: Set<String>, index: BlindIndexQuery?) async throws -> StoreSnapshot {
         try await pool.read { db in
             var snap = StoreSnapshot()
+            if let index {
+                snap.indexed = try String.fetchAll(db, sql: "SELECT subject_id FROM blind_index WHERE field = ? AND hash = ? ORDER BY subject_id",
+                                                   arguments: [index.field, index.hash])
+            }
             for h in Set(tokenHashes) {
                 if let row = try Row.fetchOne(db, sql: "SELECT * FROM tokens WHERE token_hash = ?", arguments: [h]) {
                     snap.tokens[h] = TokenRecord(tokenHash: row["token_hash"], subject: row["subject_id"], field: row["field"],
@@ -423,7 +427,7 @@ public final class SQLiteVaultStore: VaultStore {
                                                  createdBy: row["created_by"])
                 }
             }
-            for s in subjects.union(snap.tokens.values.map(\.subject)) {
+            for s in subjects.union(snap.tokens.values.map(\.subject)).union(snap.indexed) {
                 guard let status = try Self.status(s, db) else { continue }
                 snap.subjects[s] = status
                 for f in try Row.fetchAll(db, sql: "SELECT * FROM fields WHERE subject_id = ?", arguments: [s]).map(Self.field) {

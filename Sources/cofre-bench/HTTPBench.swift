@@ -66,8 +66,10 @@ func post(_ base: String, _ path: String, key: String?, _ body: String) -> HTTPC
 /// A JSON string literal (for the few fixed values the bench sends).
 func quoted(_ s: String) -> String { "\"" + s + "\"" }
 
-/// Starts the plain endpoint and the vault on loopback ports, then measures.
-func runHTTP(engine: String, vault: Vault, subjects: Int, connections: Int, requests: Int) async throws -> [HTTPFigure] {
+/// Starts the plain endpoint and one app per vault instance on loopback ports (requests go round-robin
+/// over the instances, as a balancer would spread them), then measures.
+func runHTTP(engine: String, vaults: [Vault], subjects: Int, connections: Int, requests: Int) async throws -> [HTTPFigure] {
+    let vault = vaults[0]
     let silentLogger = Logger(label: "bench.http") { _ in SwiftLogNoOpLogHandler() }
     let plainRouter = Router()
     plainRouter.post("/echo") { request, _ -> Response in
@@ -75,20 +77,25 @@ func runHTTP(engine: String, vault: Vault, subjects: Int, connections: Int, requ
         let body = try await request.collectBody(upTo: 1 << 20)
         return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: body))
     }
-    let plainPort = Int.random(in: 30000...39999), vaultPort = Int.random(in: 40000...49999)
+    let plainPort = Int.random(in: 30000...39999), firstPort = Int.random(in: 40000...49000)
     let plain = Application(router: plainRouter, configuration: .init(address: .hostname("127.0.0.1", port: plainPort)), logger: silentLogger)
-    let app = buildApplication(vault: vault, settings: HTTPSettings(host: "127.0.0.1", port: vaultPort), logger: silentLogger)
+    let apps = vaults.enumerated().map { i, v in
+        buildApplication(vault: v, settings: HTTPSettings(host: "127.0.0.1", port: firstPort + i), logger: silentLogger)
+    }
     var config = HTTPClient.Configuration(timeout: .init(connect: .seconds(5), read: .seconds(60)))
     config.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = connections
     let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
     var figures: [HTTPFigure] = []
     try await withThrowingTaskGroup(of: Void.self) { group in
         group.addTask { try await plain.runService() }
-        group.addTask { try await app.runService() }
-        let p = "http://127.0.0.1:\(plainPort)", v = "http://127.0.0.1:\(vaultPort)"
+        for app in apps { group.addTask { try await app.runService() } }
+        let p = "http://127.0.0.1:\(plainPort)", v = "http://127.0.0.1:\(firstPort)"
+        let instances = (0..<vaults.count).map { "http://127.0.0.1:\(firstPort + $0)" }
+        /// The instance for request `i`.
+        @Sendable func at(_ i: Int) -> String { instances[i % instances.count] }
         // Wait until both listen.
         for _ in 0..<100 {
-            let a = try? await client.execute(HTTPClientRequest(url: v + "/healthz"), timeout: .seconds(1))
+            let a = try? await client.execute(HTTPClientRequest(url: instances.last! + "/healthz"), timeout: .seconds(1))
             let b = try? await client.execute(post(p, "/echo", key: nil, "{}"), timeout: .seconds(1))
             if a?.status == .ok, b?.status == .ok { break }
             try await Task.sleep(for: .milliseconds(50))
@@ -96,7 +103,7 @@ func runHTTP(engine: String, vault: Vault, subjects: Int, connections: Int, requ
         let key = try await vault.issueServiceKey(service: "crm")
         func add(_ name: String, _ r: (rate: Double, p50: Double, p99: Double, failures: Int), unit: String = "req/s", scale: Double = 1) {
             if r.failures > 0 { FileHandle.standardError.write(Data("cofre-bench: \(name): \(r.failures) failed requests\n".utf8)) }
-            figures.append(HTTPFigure(name: "[\(engine)] " + name, rate: r.rate * scale, unit: unit, p50: r.p50, p99: r.p99))
+            figures.append(HTTPFigure(name: "[\(engine)\(vaults.count > 1 ? " ×\(vaults.count)" : "")] " + name, rate: r.rate * scale, unit: unit, p50: r.p50, p99: r.p99))
         }
 
         add("plain Hummingbird POST /echo = H", try await load(client, requests: requests, connections: connections) { _ in
@@ -128,22 +135,22 @@ func runHTTP(engine: String, vault: Vault, subjects: Int, connections: Int, requ
         guard !tokens.isEmpty else { throw CancellationError() }
 
         add("POST /v1/subjects (3 fields)", try await load(client, requests: requests / 2, connections: connections) { i in
-            post(v, "/v1/subjects", key: key, #"{"external_ref":"c-\#(runID)-\#(i)","fields":{"name":"Ana","cpf":"529.982.247-25","phone":"11 98888-7777"}}"#)
+            post(at(i), "/v1/subjects", key: key, #"{"external_ref":"c-\#(runID)-\#(i)","fields":{"name":"Ana","cpf":"529.982.247-25","phone":"11 98888-7777"}}"#)
         })
         add("POST /v1/tokenize (correct a field)", try await load(client, requests: requests / 4, connections: connections) { i in
             // A fresh subject per request would measure creation; correcting the name of existing subjects races
             // only when two requests hit one subject, which the spread over the first tokens' subjects avoids.
-            post(v, "/v1/tokenize", key: key, #"{"subject":"\#(phones.subject(i % tokens.count) ?? "")","field":"name","value":"Nome \#(i)"}"#)
+            post(at(i), "/v1/tokenize", key: key, #"{"subject":"\#(phones.subject(i % tokens.count) ?? "")","field":"name","value":"Nome \#(i)"}"#)
         })
         add("POST /v1/detokenize (1 token)", try await load(client, requests: requests, connections: connections) { i in
-            post(v, "/v1/detokenize", key: key, #"{"purpose":"collection-call","tokens":["\#(tokens[i % tokens.count])"]}"#)
+            post(at(i), "/v1/detokenize", key: key, #"{"purpose":"collection-call","tokens":["\#(tokens[i % tokens.count])"]}"#)
         } check: { _, body in body.readableBytesView.contains(UInt8(ascii: "+")) })
         let hundred = tokens.prefix(100).map(quoted).joined(separator: ",")
-        add("POST /v1/detokenize (100 tokens)", try await load(client, requests: requests / 50, connections: connections) { _ in
-            post(v, "/v1/detokenize", key: key, #"{"purpose":"collection-call","tokens":[\#(hundred)]}"#)
+        add("POST /v1/detokenize (100 tokens)", try await load(client, requests: requests / 50, connections: connections) { i in
+            post(at(i), "/v1/detokenize", key: key, #"{"purpose":"collection-call","tokens":[\#(hundred)]}"#)
         }, unit: "values/s", scale: Double(min(100, tokens.count)))
         add("POST /v1/lookup (phone)", try await load(client, requests: requests / 4, connections: connections) { i in
-            post(v, "/v1/lookup", key: key, #"{"purpose":"collection-call","field":"phone","value":"11 9\#(String(format: "%08d", (i * 7) % min(subjects, 200)))"}"#)
+            post(at(i), "/v1/lookup", key: key, #"{"purpose":"collection-call","field":"phone","value":"11 9\#(String(format: "%08d", (i * 7) % min(subjects, 200)))"}"#)
         })
         try await client.shutdown()
         group.cancelAll()

@@ -14,6 +14,7 @@ var concurrency = 32
 var postgresURL: String?
 var httpRequests = 20_000
 var inProcess = true
+var instances = [1]
 var args = CommandLine.arguments.dropFirst().makeIterator()
 while let a = args.next() {
     switch a {
@@ -22,9 +23,10 @@ while let a = args.next() {
     case "--postgres": postgresURL = args.next()
     case "--http-requests": httpRequests = Int(args.next() ?? "") ?? httpRequests
     case "--http-only": inProcess = false
+    case "--instances": instances = (args.next() ?? "1").split(separator: ",").compactMap { Int($0) }.filter { $0 > 0 }
     default:
         FileHandle.standardError.write(Data("""
-            usage: cofre-bench [--subjects N] [--concurrency C] [--http-requests R] [--http-only]
+            usage: cofre-bench [--subjects N] [--concurrency C] [--http-requests R] [--http-only] [--instances 1,2,4 (PostgreSQL)]
                                [--postgres postgres://… (admin, may CREATE DATABASE)]\n
             """.utf8))
         exit(2)
@@ -139,7 +141,8 @@ func openSQLite(_ dir: String) async throws -> (Vault, [PostgresClient]) {
     return (vault, [])
 }
 
-func openPostgres(admin: String, _ dir: String) async throws -> (Vault, [PostgresClient]) {
+/// Two fresh databases (data, keys) on the admin's cluster, and a vault on them.
+func openPostgresShared(admin: String, _ dir: String) async throws -> (Vault, (data: String, keys: String)) {
     let suffix = UUID().uuidString.prefix(8).lowercased()
     var adminConfig = try PostgresDatabase.configuration(admin)
     adminConfig.options.maximumConnections = 1
@@ -151,15 +154,24 @@ func openPostgres(admin: String, _ dir: String) async throws -> (Vault, [Postgre
         g.cancelAll()
     }
     func url(_ db: String) -> String { var c = URLComponents(string: admin)!; c.path = "/" + db; return c.string! }
-    let data = PostgresClient(configuration: try PostgresDatabase.configuration(url("bench_data_\(suffix)")), backgroundLogger: silent)
-    let keys = PostgresClient(configuration: try PostgresDatabase.configuration(url("bench_keys_\(suffix)")), backgroundLogger: silent)
+    let urls = (data: url("bench_data_\(suffix)"), keys: url("bench_keys_\(suffix)"))
+    return (try await openPostgres(urls: urls, dir), urls)
+}
+
+/// A vault (one instance) on existing data and key databases, with its own connection pools.
+func openPostgres(urls: (data: String, keys: String), _ dir: String) async throws -> Vault {
+    let data = PostgresClient(configuration: try PostgresDatabase.configuration(urls.data), backgroundLogger: silent)
+    let keys = PostgresClient(configuration: try PostgresDatabase.configuration(urls.keys), backgroundLogger: silent)
     // The clients must run before the vault opens (it migrates); they stop when the process ends.
     Task { await withDiscardingTaskGroup { g in g.addTask { await data.run() }; g.addTask { await keys.run() } } }
     let ring = try KeyRingProvider(source: .directory(dir + "/keys"), allowCreate: true, logger: silent)
-    let vault = try await Vault.open(policy: benchPolicy, keyRing: ring, keyStore: PostgresKeyStore(client: keys), logger: silent) { chain in
+    return try await Vault.open(policy: benchPolicy, keyRing: ring, keyStore: PostgresKeyStore(client: keys), logger: silent) { chain in
         PostgresVaultStore(client: data, chain: chain)
     }
-    return (vault, [])
+}
+
+func openPostgres(admin: String, _ dir: String) async throws -> (Vault, [PostgresClient]) {
+    (try await openPostgresShared(admin: admin, dir).0, [])
 }
 
 func freshDirectory() throws -> String {
@@ -175,9 +187,15 @@ if inProcess {
     }
 }
 print("cofre-bench over HTTP: \(concurrency) connections, \(httpRequests) requests per line, \(subjects) subjects imported first")
-printHTTP(try await runHTTP(engine: "sqlite", vault: try await openSQLite(try freshDirectory()).0, subjects: subjects,
+printHTTP(try await runHTTP(engine: "sqlite", vaults: [try await openSQLite(try freshDirectory()).0], subjects: subjects,
                             connections: concurrency, requests: httpRequests))
 if let admin = postgresURL {
-    printHTTP(try await runHTTP(engine: "postgres", vault: try await openPostgres(admin: admin, try freshDirectory()).0, subjects: subjects,
-                                connections: concurrency, requests: httpRequests))
+    for n in instances {
+        // N vault instances on the same two databases (one audit chain, one advisory lock), as N hosts would run.
+        let dir = try freshDirectory()
+        let (first, urls) = try await openPostgresShared(admin: admin, dir)
+        var vaults = [first]
+        for _ in 1..<max(n, 1) { vaults.append(try await openPostgres(urls: urls, dir)) }
+        printHTTP(try await runHTTP(engine: "postgres", vaults: vaults, subjects: subjects, connections: concurrency, requests: httpRequests))
+    }
 }

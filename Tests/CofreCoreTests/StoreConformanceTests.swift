@@ -112,6 +112,10 @@ struct StoreConformanceTests {
         #expect(snap.fields["sub_c"]?["phone"]?.keyGroup == "field:phone:g1")
         #expect(snap.fields["sub_c"]?["phone"]?.ciphertext == [1, 2, 3, 1])
         #expect(try await store.lookup(field: "phone", hash: "ix") == ["sub_c"])
+        // A lookup's one read: the index match with the matched subjects' fields and statuses.
+        let indexed = try await store.snapshot(tokenHashes: [], subjects: [], index: BlindIndexQuery(field: "phone", hash: "ix"))
+        #expect(indexed.indexed == ["sub_c"] && indexed.fields["sub_c"]?.count == 2 && indexed.subjects["sub_c"] == .active)
+        #expect(try await store.snapshot(tokenHashes: [], subjects: [], index: BlindIndexQuery(field: "phone", hash: "none")).indexed.isEmpty)
 
         // A correction: the new version replaces the old, and the old key is queued.
         let old = try #require(snap.fields["sub_c"]?["phone"])

@@ -52,8 +52,8 @@ public final class FailingAuditStore: VaultStore, @unchecked Sendable {
     public func fields(subjects: Set<String>) async throws -> [FieldRecord] { try await base.fields(subjects: subjects) }
     public func lookup(field: String, hash: String) async throws -> [String] { try await base.lookup(field: field, hash: hash) }
     public func consentHistory(subject: String) async throws -> [ConsentRecord] { try await base.consentHistory(subject: subject) }
-    public func snapshot(tokenHashes: [String], subjects: Set<String>) async throws -> StoreSnapshot {
-        try await base.snapshot(tokenHashes: tokenHashes, subjects: subjects)
+    public func snapshot(tokenHashes: [String], subjects: Set<String>, index: BlindIndexQuery?) async throws -> StoreSnapshot {
+        try await base.snapshot(tokenHashes: tokenHashes, subjects: subjects, index: index)
     }
     public func auditEvents(_ query: AuditQuery) async throws -> [AuditEvent] { try await base.auditEvents(query) }
     public func auditPage(after: Int64, limit: Int) async throws -> [AuditEvent] { try await base.auditPage(after: after, limit: limit) }
