@@ -77,7 +77,8 @@ func runHTTP(engine: String, vaults: [Vault], subjects: Int, connections: Int, r
         let body = try await request.collectBody(upTo: 1 << 20)
         return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: body))
     }
-    let plainPort = Int.random(in: 30000...39999), firstPort = Int.random(in: 40000...49000)
+    // Below the ephemeral port range, where the client's own connections could hold a port.
+    let plainPort = Int.random(in: 20000...24999), firstPort = Int.random(in: 25000...31000)
     let plain = Application(router: plainRouter, configuration: .init(address: .hostname("127.0.0.1", port: plainPort)), logger: silentLogger)
     let apps = vaults.enumerated().map { i, v in
         buildApplication(vault: v, settings: HTTPSettings(host: "127.0.0.1", port: firstPort + i), logger: silentLogger)

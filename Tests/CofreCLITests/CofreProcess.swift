@@ -74,7 +74,9 @@ final class Server: @unchecked Sendable {
 
     init(directory: String, env: [String: String] = [:], arguments: [String] = []) throws {
         self.directory = directory
-        port = Int.random(in: 20000...40000)
+        // Below the ephemeral range (32768 and up on Linux), where thousands of client connections in
+        // TIME_WAIT could hold the port.
+        port = Int.random(in: 20000...32000)
         logPath = directory + "/serve-\(port).log"
         FileManager.default.createFile(atPath: logPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: cofreBinary)
@@ -104,7 +106,7 @@ final class Server: @unchecked Sendable {
 
     /// One HTTP call through curl; returns the status and body.
     func curl(_ method: String, _ path: String, key: String? = nil, body: String? = nil) throws -> (status: Int, body: String) {
-        var args = ["-s", "-o", "-", "-w", "\n%{http_code}", "-X", method, "http://127.0.0.1:\(port)\(path)", "-H", "Content-Type: application/json"]
+        var args = ["-s", "--max-time", "30", "-o", "-", "-w", "\n%{http_code}", "-X", method, "http://127.0.0.1:\(port)\(path)", "-H", "Content-Type: application/json"]
         if let key { args += ["-H", "Authorization: Bearer \(key)"] }
         if let body { args += ["--data-binary", body] }
         let p = Process()
@@ -119,6 +121,12 @@ final class Server: @unchecked Sendable {
         let text = String(decoding: data, as: UTF8.self)
         guard let nl = text.lastIndex(of: "\n") else { return (0, text) }
         return (Int(text[text.index(after: nl)...]) ?? 0, String(text[..<nl]))
+    }
+
+    /// SIGKILL: the process dies at once, wherever it is (a crash, as far as the vault can tell).
+    func kill9() {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
     }
 
     /// SIGTERM, then waits (bounded) for a clean exit.

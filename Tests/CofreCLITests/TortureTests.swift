@@ -1,0 +1,183 @@
+import CofreTestSupport
+import Foundation
+import Testing
+
+/// What a client was told, and what it sent without being told: the ground truth a crash is judged by.
+final class Ledger: @unchecked Sendable {
+    struct Subject {
+        var subject: String
+        var name: (token: String, value: String)
+        var phone: (token: String, value: String)
+        /// A correction of the phone was sent and no answer came back (the crash may or may not have kept it).
+        var inFlight = false
+    }
+    private let lock = NSLock()
+    private var subjects: [String: Subject] = [:]
+    private var reveals: [String] = []
+    private var counter = 0
+
+    func next() -> Int { lock.withLock { counter += 1; return counter } }
+    func created(_ ref: String, _ s: Subject) { lock.withLock { subjects[ref] = s } }
+    func anyRef() -> String? { lock.withLock { subjects.keys.randomElement() } }
+    func phoneToken(_ ref: String) -> String? { lock.withLock { subjects[ref]?.phone.token } }
+    func subjectID(_ ref: String) -> String? { lock.withLock { subjects[ref]?.subject } }
+    func sending(_ ref: String) { lock.withLock { subjects[ref]?.inFlight = true } }
+    func corrected(_ ref: String, token: String, value: String) {
+        lock.withLock {
+            subjects[ref]?.phone = (token, value)
+            subjects[ref]?.inFlight = false
+        }
+    }
+    func revealed(_ token: String) { lock.withLock { reveals.append(token) } }
+    var all: [String: Subject] { lock.withLock { subjects } }
+    var acknowledgedReveals: [String] { lock.withLock { reveals } }
+}
+
+/// The reliability suite's crash torture (issue 14): a real `cofre serve` under four concurrent clients
+/// is killed with SIGKILL at a random moment, restarted, and judged — every acknowledged write reads
+/// back with its acknowledged value (or, for a write whose answer was lost, with the value before or
+/// after it), every acknowledged reveal has its audit event, the chain verifies, and no field fails to
+/// decrypt. `COFRE_TORTURE_RUNS` sets the number of crashes (default: 10 on SQLite, 5 on PostgreSQL).
+@Suite("Crash torture: SIGKILL under load, restart, nothing acknowledged is lost", .serialized)
+struct TortureTests {
+    static var runs: Int {
+        if let n = ProcessInfo.processInfo.environment["COFRE_TORTURE_RUNS"].flatMap(Int.init), n > 0 { return n }
+        return TestEngine.current.isSQLite ? 10 : 5
+    }
+
+    /// The stores the servers use: the working directory's SQLite files, or two fresh PostgreSQL databases.
+    func stores() async throws -> [String] {
+        guard case .postgres(let admin) = TestEngine.current else { return [] }
+        let dbs = try await TestVault.createDatabases(admin: admin)
+        return ["--database", dbs.data, "--key-store", dbs.keys, "--allow-shared-cluster"]
+    }
+
+    @Test("SIGKILL at a random moment under concurrent creates, corrections, consents and reveals loses nothing")
+    func killUnderLoad() async throws {
+        let dir = try makeWorkdir()
+        let stores = try await stores()
+        func issue(_ name: String) throws -> String { json(try runCofre(["service", "issue", name, "--json"] + stores, in: dir).stdout)["key"] as! String }
+        let crm = try issue("crm"), bot = try issue("whatsapp-bot"), auditor = try issue("auditor"), dpo = try issue("dpo")
+        let ledger = Ledger()
+        for run in 0..<Self.runs {
+            let server = try Server(directory: dir, arguments: stores)
+            try await server.waitReady()
+            let stop = LockedFlag()
+            // Real threads, not tasks: each client blocks on curl, and four blocked tasks would starve
+            // the two-thread cooperative pool the test itself runs on.
+            let done = DispatchGroup()
+            for worker in 0..<4 {
+                done.enter()
+                Thread.detachNewThread {
+                    defer { done.leave() }
+                    while !stop.value {
+                        let n = ledger.next()
+                        switch (n + worker) % 4 {
+                        case 0, 1:
+                            let ref = "t-\(run)-\(n)", name = "Pessoa \(n)", phone = "11 9\(String(format: "%08d", n))"
+                            guard let r = try? server.curl("POST", "/v1/subjects", key: crm,
+                                                           body: #"{"external_ref":"\#(ref)","fields":{"name":"\#(name)","phone":"\#(phone)"}}"#),
+                                  r.status == 201 else { continue }
+                            let o = json(r.body), t = o["tokens"] as? [String: String] ?? [:]
+                            ledger.created(ref, .init(subject: o["subject"] as! String, name: (t["name"]!, name),
+                                                      phone: (t["phone"]!, "+55" + phone.filter(\.isNumber))))
+                        case 2:
+                            guard let ref = ledger.anyRef(), let s = ledger.subjectID(ref) else { continue }
+                            let phone = "21 9\(String(format: "%08d", n))"
+                            ledger.sending(ref)
+                            guard let r = try? server.curl("POST", "/v1/tokenize", key: crm,
+                                                           body: #"{"subject":"\#(s)","field":"phone","value":"\#(phone)"}"#) else { continue }
+                            if r.status == 200, let t = json(r.body)["token"] as? String {
+                                ledger.corrected(ref, token: t, value: "+55" + phone.filter(\.isNumber))
+                            }
+                        default:
+                            guard let ref = ledger.anyRef(), let s = ledger.subjectID(ref), let t = ledger.phoneToken(ref) else { continue }
+                            _ = try? server.curl("PUT", "/v1/subjects/\(s)/consents/collection-whatsapp", key: bot,
+                                                 body: #"{"status":"granted","channel":"whatsapp","evidence":"wamid.\#(n)","notice_version":"2026-01"}"#)
+                            if let r = try? server.curl("POST", "/v1/detokenize", key: crm, body: #"{"purpose":"collection-call","tokens":["\#(t)"]}"#),
+                               r.status == 200, r.body.contains("\"value\"") {
+                                ledger.revealed(t)
+                            }
+                        }
+                    }
+                }
+            }
+            try await Task.sleep(for: .milliseconds(Int.random(in: 300...1500)))
+            server.kill9()
+            stop.value = true
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in done.notify(queue: .global()) { c.resume() } }
+
+            // Restart and judge.
+            let again = try Server(directory: dir, arguments: stores)
+            try await again.waitReady()
+            let known = Array(ledger.all)
+            for chunk in stride(from: 0, to: known.count, by: 200) {
+                let part = known[chunk..<min(chunk + 200, known.count)]
+                let tokens = part.flatMap { [$0.value.name.token, $0.value.phone.token] }
+                let r = try again.curl("POST", "/v1/detokenize", key: crm,
+                                       body: #"{"purpose":"collection-call","tokens":["\#(tokens.joined(separator: "\",\""))"]}"#)
+                #expect(r.status == 200, "run \(run): \(r.status) \(r.body.prefix(300))")
+                let results = json(r.body)["results"] as? [[String: Any]] ?? []
+                guard results.count == tokens.count else { continue }
+                for (i, (ref, s)) in part.enumerated() {
+                    let name = results[2 * i], phone = results[2 * i + 1]
+                    #expect(name["value"] as? String == s.name.value, "run \(run), \(ref): an acknowledged name was lost")
+                    if s.inFlight {
+                        // The unanswered correction may have committed (the old token then stops resolving) or not.
+                        let ok = phone["value"] as? String == s.phone.value || (phone["denied"] as? [String: Any])?["code"] as? String == "token_unknown"
+                        #expect(ok, "run \(run), \(ref): \(phone)")
+                    } else {
+                        #expect(phone["value"] as? String == s.phone.value, "run \(run), \(ref): an acknowledged phone was lost: \(phone)")
+                    }
+                }
+            }
+            let verify = try again.curl("GET", "/v1/audit/verify", key: auditor)
+            #expect(json(verify.body)["ok"] as? Bool == true, "run \(run): \(verify.body)")
+            for token in ledger.acknowledgedReveals.suffix(20) {
+                let events = try again.curl("GET", "/v1/audit/events?token=\(token)&decision=allow", key: auditor)
+                #expect((json(events.body)["events"] as? [[String: Any]])?.isEmpty == false, "run \(run): an acknowledged reveal has no audit event")
+            }
+            #expect(try await again.stop() == 0)
+        }
+        #expect(ledger.all.count > Self.runs, "the clients did work")
+
+        // A rewrap killed half-way completes when run again.
+        #expect(try runCofre(["keys", "rotate"] + stores, in: dir).status == 0)
+        let rewrap = Process()
+        rewrap.executableURL = URL(fileURLWithPath: cofreBinary)
+        rewrap.arguments = ["keys", "rewrap", "--batch-size", "5"] + stores
+        rewrap.currentDirectoryURL = URL(fileURLWithPath: dir)
+        rewrap.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("COFRE_") }
+        rewrap.standardOutput = FileHandle.nullDevice
+        rewrap.standardError = FileHandle.nullDevice
+        try rewrap.run()
+        try await Task.sleep(for: .milliseconds(300))
+        kill(rewrap.processIdentifier, SIGKILL)
+        rewrap.waitUntilExit()
+        let rest = try runCofre(["keys", "rewrap"] + stores, in: dir)
+        #expect(rest.status == 0 && rest.stdout.contains("0 remain"), "\(rest.stdout)\(rest.stderr)")
+
+        // An erasure whose server is killed right after the request: re-running it completes it.
+        let server = try Server(directory: dir, arguments: stores)
+        try await server.waitReady()
+        let victim = try #require(ledger.all.values.first { !$0.inFlight })
+        let erased = DispatchGroup()
+        erased.enter()
+        Thread.detachNewThread {
+            _ = try? server.curl("POST", "/v1/subjects/\(victim.subject)/erase", key: dpo, body: #"{"reason":"r","ticket":"T-9"}"#)
+            erased.leave()
+        }
+        try await Task.sleep(for: .milliseconds(Int.random(in: 0...30)))
+        server.kill9()
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in erased.notify(queue: .global()) { c.resume() } }
+        let after = try Server(directory: dir, arguments: stores)
+        try await after.waitReady()
+        let erase = try after.curl("POST", "/v1/subjects/\(victim.subject)/erase", key: dpo, body: #"{"reason":"r","ticket":"T-9"}"#)
+        #expect(erase.status == 200, "\(erase.body)")
+        let r = try after.curl("POST", "/v1/detokenize", key: crm, body: #"{"purpose":"collection-call","tokens":["\#(victim.phone.token)"]}"#)
+        #expect(r.body.contains("subject_erased") && !r.body.contains("\"value\""), "\(r.body)")
+        let verify = try after.curl("GET", "/v1/audit/verify", key: auditor)
+        #expect(json(verify.body)["ok"] as? Bool == true)
+        #expect(try await after.stop() == 0)
+    }
+}
