@@ -16,6 +16,9 @@ let package = Package(
     products: [
         .executable(name: "cofre", targets: ["cofre"]),
         .executable(name: "cofre-bench", targets: ["cofre-bench"]),
+        // For the fuzz package (Fuzz/), which builds the domain core alone with sanitizers.
+        .library(name: "CofreCore", targets: ["CofreCore"]),
+        .library(name: "CofreCrypto", targets: ["CofreCrypto"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
