@@ -7,9 +7,11 @@ final class Ledger: @unchecked Sendable {
     struct Subject {
         var subject: String
         var name: (token: String, value: String)
-        var phone: (token: String, value: String)
-        /// A correction of the phone was sent and no answer came back (the crash may or may not have kept it).
-        var inFlight = false
+        /// Every phone version a client was told was stored (the latest committed one is among them),
+        /// by token: with concurrent corrections the order of the answers need not be the order of the commits.
+        var phones: [String: String]
+        /// Corrections sent whose answer never came (the crash may or may not have kept them).
+        var pending = 0
     }
     private let lock = NSLock()
     private var subjects: [String: Subject] = [:]
@@ -19,13 +21,14 @@ final class Ledger: @unchecked Sendable {
     func next() -> Int { lock.withLock { counter += 1; return counter } }
     func created(_ ref: String, _ s: Subject) { lock.withLock { subjects[ref] = s } }
     func anyRef() -> String? { lock.withLock { subjects.keys.randomElement() } }
-    func phoneToken(_ ref: String) -> String? { lock.withLock { subjects[ref]?.phone.token } }
+    func phoneToken(_ ref: String) -> String? { lock.withLock { subjects[ref]?.phones.keys.randomElement() } }
     func subjectID(_ ref: String) -> String? { lock.withLock { subjects[ref]?.subject } }
-    func sending(_ ref: String) { lock.withLock { subjects[ref]?.inFlight = true } }
-    func corrected(_ ref: String, token: String, value: String) {
+    func sending(_ ref: String) { lock.withLock { subjects[ref]?.pending += 1 } }
+    /// An answer came: the correction is no longer unknown (stored, or certainly refused).
+    func answered(_ ref: String, token: String?, value: String) {
         lock.withLock {
-            subjects[ref]?.phone = (token, value)
-            subjects[ref]?.inFlight = false
+            subjects[ref]?.pending -= 1
+            if let token { subjects[ref]?.phones[token] = value }
         }
     }
     func revealed(_ token: String) { lock.withLock { reveals.append(token) } }
@@ -80,15 +83,18 @@ struct TortureTests {
                                   r.status == 201 else { continue }
                             let o = json(r.body), t = o["tokens"] as? [String: String] ?? [:]
                             ledger.created(ref, .init(subject: o["subject"] as! String, name: (t["name"]!, name),
-                                                      phone: (t["phone"]!, "+55" + phone.filter(\.isNumber))))
+                                                      phones: [t["phone"]!: "+55" + phone.filter(\.isNumber)]))
                         case 2:
                             guard let ref = ledger.anyRef(), let s = ledger.subjectID(ref) else { continue }
                             let phone = "21 9\(String(format: "%08d", n))"
                             ledger.sending(ref)
                             guard let r = try? server.curl("POST", "/v1/tokenize", key: crm,
                                                            body: #"{"subject":"\#(s)","field":"phone","value":"\#(phone)"}"#) else { continue }
+                            // 200: stored; 409: certainly not; anything else (a 503, no answer) stays unknown.
                             if r.status == 200, let t = json(r.body)["token"] as? String {
-                                ledger.corrected(ref, token: t, value: "+55" + phone.filter(\.isNumber))
+                                ledger.answered(ref, token: t, value: "+55" + phone.filter(\.isNumber))
+                            } else if r.status == 409 {
+                                ledger.answered(ref, token: nil, value: "")
                             }
                         default:
                             guard let ref = ledger.anyRef(), let s = ledger.subjectID(ref), let t = ledger.phoneToken(ref) else { continue }
@@ -111,24 +117,32 @@ struct TortureTests {
             let again = try Server(directory: dir, arguments: stores)
             try await again.waitReady()
             let known = Array(ledger.all)
-            for chunk in stride(from: 0, to: known.count, by: 200) {
-                let part = known[chunk..<min(chunk + 200, known.count)]
-                let tokens = part.flatMap { [$0.value.name.token, $0.value.phone.token] }
+            for chunk in stride(from: 0, to: known.count, by: 100) {
+                let part = Array(known[chunk..<min(chunk + 100, known.count)])
+                let tokens = part.flatMap { [$0.value.name.token] + $0.value.phones.keys.sorted() }
                 let r = try again.curl("POST", "/v1/detokenize", key: crm,
                                        body: #"{"purpose":"collection-call","tokens":["\#(tokens.joined(separator: "\",\""))"]}"#)
                 #expect(r.status == 200, "run \(run): \(r.status) \(r.body.prefix(300))")
                 let results = json(r.body)["results"] as? [[String: Any]] ?? []
                 guard results.count == tokens.count else { continue }
-                for (i, (ref, s)) in part.enumerated() {
-                    let name = results[2 * i], phone = results[2 * i + 1]
-                    #expect(name["value"] as? String == s.name.value, "run \(run), \(ref): an acknowledged name was lost")
-                    if s.inFlight {
-                        // The unanswered correction may have committed (the old token then stops resolving) or not.
-                        let ok = phone["value"] as? String == s.phone.value || (phone["denied"] as? [String: Any])?["code"] as? String == "token_unknown"
-                        #expect(ok, "run \(run), \(ref): \(phone)")
-                    } else {
-                        #expect(phone["value"] as? String == s.phone.value, "run \(run), \(ref): an acknowledged phone was lost: \(phone)")
+                var i = 0
+                for (ref, s) in part {
+                    #expect(results[i]["value"] as? String == s.name.value, "run \(run), \(ref): an acknowledged name was lost")
+                    i += 1
+                    // Of the acknowledged phone versions, the one committed last still reads, with its value —
+                    // unless a correction whose answer was lost committed after it.
+                    var reading = 0
+                    for token in s.phones.keys.sorted() {
+                        if let value = results[i]["value"] as? String {
+                            reading += 1
+                            #expect(value == s.phones[token], "run \(run), \(ref): a token reads another value")
+                        } else {
+                            #expect((results[i]["denied"] as? [String: Any])?["code"] as? String == "token_unknown", "run \(run), \(ref): \(results[i])")
+                        }
+                        i += 1
                     }
+                    #expect(reading <= 1, "run \(run), \(ref): two versions of one field read")
+                    #expect(reading == 1 || s.pending > 0, "run \(run), \(ref): an acknowledged phone was lost")
                 }
             }
             let verify = try again.curl("GET", "/v1/audit/verify", key: auditor)
@@ -160,7 +174,7 @@ struct TortureTests {
         // An erasure whose server is killed right after the request: re-running it completes it.
         let server = try Server(directory: dir, arguments: stores)
         try await server.waitReady()
-        let victim = try #require(ledger.all.values.first { !$0.inFlight })
+        let victim = try #require(ledger.all.values.first { $0.pending == 0 && $0.phones.count == 1 })
         let erased = DispatchGroup()
         erased.enter()
         Thread.detachNewThread {
@@ -174,7 +188,7 @@ struct TortureTests {
         try await after.waitReady()
         let erase = try after.curl("POST", "/v1/subjects/\(victim.subject)/erase", key: dpo, body: #"{"reason":"r","ticket":"T-9"}"#)
         #expect(erase.status == 200, "\(erase.body)")
-        let r = try after.curl("POST", "/v1/detokenize", key: crm, body: #"{"purpose":"collection-call","tokens":["\#(victim.phone.token)"]}"#)
+        let r = try after.curl("POST", "/v1/detokenize", key: crm, body: #"{"purpose":"collection-call","tokens":["\#(victim.phones.keys.first!)"]}"#)
         #expect(r.body.contains("subject_erased") && !r.body.contains("\"value\""), "\(r.body)")
         let verify = try after.curl("GET", "/v1/audit/verify", key: auditor)
         #expect(json(verify.body)["ok"] as? Bool == true)
