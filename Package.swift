@@ -121,11 +121,18 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The reliability suite's SQLite VFS (tests only): a disk image of synced writes for power-cut
+        // simulation, and injected disk-full and I/O errors.
+        .target(
+            name: "CFaultVFS",
+            path: "Tests/CFaultVFS",
+            linkerSettings: [.linkedLibrary("sqlite3")]
+        ),
         // Shared fixtures for the test targets: a vault on temporary files, log capture.
         .target(
             name: "CofreTestSupport",
             dependencies: [
-                "CofreCore", "CofreCrypto", "CofreSQLite", "CofrePostgres",
+                "CofreCore", "CofreCrypto", "CofreSQLite", "CofrePostgres", "CFaultVFS",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),

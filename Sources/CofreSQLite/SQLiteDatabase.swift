@@ -21,6 +21,15 @@ public enum SQLiteDatabase {
             try db.execute(sql: "PRAGMA secure_delete = ON")
         }
         let pool = try DatabasePool(path: path, configuration: config)
+        // GRDB's pool turns WAL on for its writer *after* `prepareDatabase` and sets `synchronous=NORMAL`
+        // while it is at it (an acknowledged commit could then vanish with the page cache at a power
+        // cut). The writer is the one connection that commits, and it lives as long as the pool: set
+        // FULL on it again, and refuse to serve if SQLite did not take it.
+        let level = try pool.writeWithoutTransaction { db -> Int in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+            return try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1
+        }
+        guard level == 2 else { throw DatabaseError(message: "SQLite did not accept synchronous=FULL on \(label) (level \(level))") }
         // Files hold ciphertexts and wrapped keys only, but they are still nobody else's business.
         for suffix in ["", "-wal", "-shm"] { chmod(path + suffix, 0o600) }
         return pool

@@ -145,13 +145,3 @@ struct KeysCommandTests {
         #expect(listed.status == 0, "the data written under the environment's v1 still opens: \(listed.stderr)")
     }
 }
-
-/// A flag shared with a detached task.
-final class LockedFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var flag = false
-    var value: Bool {
-        get { lock.withLock { flag } }
-        set { lock.withLock { flag = newValue } }
-    }
-}

@@ -32,3 +32,14 @@ public final class LogCapture: @unchecked Sendable {
         }
     }
 }
+
+/// A flag shared with detached tasks and threads.
+public final class LockedFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var flag = false
+    public init() {}
+    public var value: Bool {
+        get { lock.withLock { flag } }
+        set { lock.withLock { flag = newValue } }
+    }
+}
