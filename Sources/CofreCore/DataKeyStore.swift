@@ -55,6 +55,8 @@ public protocol DataKeyStore: Sendable {
     /// How many data keys each KEK version still wraps.
     func countByKEKVersion() async throws -> [UInt32: Int]
     func checkHealth() async throws
+    /// Makes a small durable write (readiness's proof that the store takes writes again).
+    func checkWritable() async throws
     /// Up to `limit` keys wrapped by any KEK version other than `version`.
     func fetch(notWrappedBy version: UInt32, limit: Int) async throws -> [WrappedDataKey]
     /// Replaces each key's wrapping if it still holds the old one; returns how many were replaced.

@@ -30,6 +30,8 @@ public final class Vault: Sendable {
     /// This instance's quota buckets and reveal-volume watch.
     let limiter = RateLimiter()
     let revealMonitor = RevealMonitor()
+    /// Set by any storage failure; readiness then proves both stores take writes before answering ready.
+    let storageFault = StorageFault()
 
     public static let maxTokensPerCall = 1000
     public static let indexKeyGroup = "blind-index"
@@ -78,6 +80,14 @@ public final class Vault: Sendable {
                 logger.error("readiness: the key ring has failed to reload for too long")
                 return false
             }
+            // A full disk or an I/O error shows on writes, not reads: after a storage failure, ready
+            // again only once a durable write to each store succeeds (no restart needed).
+            if let since = storageFault.since {
+                _ = try await store.commit(WriteBatch([.probe(now)]))
+                try await dataKeys.store.checkWritable()
+                storageFault.clear(ifSince: since)
+                logger.notice("readiness: both stores take writes again")
+            }
             return !dataKeys.ring.keys.isEmpty
         } catch {
             logger.error("readiness check failed", metadata: ["error.type": "\(type(of: error))"])
@@ -113,6 +123,7 @@ public final class Vault: Sendable {
             switch s.code {
             case .auditUnavailable:
                 logger.error("audit write failed; request refused")
+                storageFault.record(now)
                 return .auditUnavailable
             case .conflict:
                 return .concurrentUpdate
@@ -127,6 +138,29 @@ public final class Vault: Sendable {
             }
         }
         logger.error("storage failure", metadata: ["error.type": "\(type(of: error))"])
+        storageFault.record(now)
         return .storage(error)
+    }
+}
+
+/// When storage last failed, until a readiness probe proves it writable again.
+final class StorageFault: @unchecked Sendable {
+    private let lock = NSLock()
+    private var first: Date?
+    private var generation = 0
+
+    /// The failure being tracked (its generation), if any.
+    var since: Int? { lock.withLock { first == nil ? nil : generation } }
+
+    func record(_ at: Date) {
+        lock.withLock {
+            if first == nil { first = at }
+            generation += 1
+        }
+    }
+
+    /// Clears the fault unless another failure was recorded after the probe started.
+    func clear(ifSince g: Int) {
+        lock.withLock { if generation == g { first = nil } }
     }
 }

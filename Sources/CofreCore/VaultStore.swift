@@ -124,6 +124,8 @@ public enum WriteOp: Sendable {
     /// Inserts or replaces an instance's heartbeat.
     case heartbeat(InstanceHeartbeat)
     case removeInstance(String)
+    /// Rewrites the one-row write probe: readiness's proof that the store takes writes again.
+    case probe(Date)
 }
 
 /// A data-store transaction: operations, then audit events, committed together or not at all.
@@ -148,7 +150,7 @@ public struct CommitResult: Sendable {
 public enum StoreMigrations {
     public static let ids = [
         "v1-subjects-fields-tokens", "v1-credentials", "v1-audit", "v2-consent-ledger", "v3-audit-read-indexes", "v4-erasures",
-        "v5-atomic-writes", "v6-binding-instances",
+        "v5-atomic-writes", "v6-binding-instances", "v7-write-probe",
     ]
 }
 

@@ -100,6 +100,13 @@ public final class PostgresKeyStore: DataKeyStore {
         return out
     }
 
+    public func checkWritable() async throws {
+        let now = String(Int64(Date().timeIntervalSince1970 * 1000))
+        try await client.query("""
+            INSERT INTO sweep_state (name, value) VALUES ('write_probe', \(now)) ON CONFLICT (name) DO UPDATE SET value = excluded.value
+            """, logger: log)
+    }
+
     public func checkHealth() async throws {
         try await client.query("SELECT 1 FROM data_keys LIMIT 1", logger: log)
     }

@@ -86,6 +86,7 @@ public final class PostgresVaultStore: VaultStore {
                     seen_at BIGINT NOT NULL, versions TEXT NOT NULL, primary_version BIGINT NOT NULL, primary_since BIGINT NOT NULL)
                 """,
             ]),
+            ("v7-write-probe", ["CREATE TABLE write_probe (id INTEGER PRIMARY KEY CHECK (id = 1), probed_at BIGINT NOT NULL)"]),
         ])
     }
 
@@ -243,6 +244,10 @@ public final class PostgresVaultStore: VaultStore {
                 """, logger: log)
         case .removeInstance(let id):
             try await conn.query("DELETE FROM instances WHERE id = \(id)", logger: log)
+        case .probe(let at):
+            try await conn.query("""
+                INSERT INTO write_probe (id, probed_at) VALUES (1, \(millis(at))) ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at
+                """, logger: log)
         }
     }
 

@@ -102,6 +102,13 @@ public final class SQLiteKeyStore: DataKeyStore {
         }
     }
 
+    public func checkWritable() async throws {
+        try await pool.write { db in
+            try db.execute(sql: "INSERT INTO sweep_state (name, value) VALUES ('write_probe', ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                           arguments: [String(SQLiteDatabase.millis(Date()))])
+        }
+    }
+
     public func checkHealth() async throws {
         _ = try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM data_keys WHERE subject_id = ?", arguments: [DataKeyID.systemSubject]) }
     }

@@ -169,6 +169,9 @@ public final class SQLiteVaultStore: VaultStore {
                 );
                 """)
         }
+        m.registerMigration("v7-write-probe") { db in
+            try db.execute(sql: "CREATE TABLE write_probe (id INTEGER PRIMARY KEY CHECK (id = 1), probed_at INTEGER NOT NULL)")
+        }
         return m
     }
 
@@ -329,6 +332,9 @@ public final class SQLiteVaultStore: VaultStore {
                             h.versions.map(String.init).joined(separator: ","), Int64(h.primary), SQLiteDatabase.millis(h.primarySince)])
         case .removeInstance(let id):
             try db.execute(sql: "DELETE FROM instances WHERE id = ?", arguments: [id])
+        case .probe(let at):
+            try db.execute(sql: "INSERT INTO write_probe (id, probed_at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at",
+                           arguments: [SQLiteDatabase.millis(at)])
         }
     }
 

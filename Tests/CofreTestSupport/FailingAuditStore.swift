@@ -100,6 +100,10 @@ public final class FailingKeyStore: DataKeyStore, @unchecked Sendable {
     }
     public func countByKEKVersion() async throws -> [UInt32: Int] { try await base.countByKEKVersion() }
     public func checkHealth() async throws { try await base.checkHealth() }
+    public func checkWritable() async throws {
+        if failInsert { throw StoreError(.unavailable) }
+        try await base.checkWritable()
+    }
     public func fetch(notWrappedBy version: UInt32, limit: Int) async throws -> [WrappedDataKey] {
         try await base.fetch(notWrappedBy: version, limit: limit)
     }
