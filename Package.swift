@@ -18,6 +18,7 @@ let package = Package(
         .executable(name: "cofre-bench", targets: ["cofre-bench"]),
         // For the fuzz package (Fuzz/), which builds the domain core alone with sanitizers.
         .library(name: "CofreCore", targets: ["CofreCore"]),
+        .library(name: "CofreAPI", targets: ["CofreAPI"]),
         .library(name: "CofreCrypto", targets: ["CofreCrypto"]),
     ],
     dependencies: [
@@ -76,10 +77,16 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The wire types of the HTTP API, Foundation only: shared by the server, clients and the fuzz targets.
+        .target(
+            name: "CofreAPI",
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "CofreHTTP",
             dependencies: [
                 "CofreCore",
+                "CofreAPI",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

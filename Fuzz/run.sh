@@ -9,7 +9,7 @@ export SWIFT_BACKTRACE=enable=no
 swift build -c release --sanitize=fuzzer --sanitize=address >build.log 2>&1 || { grep -E 'error:' build.log | head -20; tail -20 build.log; exit 1; }
 mkdir -p crashes
 status=0
-for target in policy envelope fields audit; do
+for target in policy envelope fields audit requests; do
   work=$(mktemp -d)
   cp -r "Corpus/$target/." "$work/"
   out=$(./.build/release/fuzz-$target -max_total_time="$seconds" -rss_limit_mb=2048 -artifact_prefix=crashes/$target- "$work" 2>&1)

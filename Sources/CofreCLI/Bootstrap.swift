@@ -43,6 +43,12 @@ enum Bootstrap {
     /// an erasure could be undone from them. Clusters are compared by `system_identifier`.
     static func checkClusters(data: PostgresClient, keys: PostgresClient, allowShared: Bool, logger: Logger) async throws {
         let silent = Logger(label: "cofre.postgres") { _ in SwiftLogNoOpLogHandler() }
+        // A cluster that does not fsync loses acknowledged commits at a power cut, whatever the vault does.
+        for (name, c) in [("--database", data), ("--key-store", keys)] {
+            for try await setting in try await c.query("SELECT current_setting('fsync')", logger: silent).decode(String.self) where setting != "on" {
+                logger.warning("the PostgreSQL cluster of \(name) runs with fsync=\(setting): acknowledged writes can be lost at a crash or power cut")
+            }
+        }
         func identity(_ c: PostgresClient) async throws -> (cluster: Int64?, database: String?) {
             var out: (Int64?, String?) = (nil, nil)
             for try await row in try await c.query("SELECT (SELECT system_identifier FROM pg_control_system()), current_database()", logger: silent)

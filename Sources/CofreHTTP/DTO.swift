@@ -1,17 +1,7 @@
 import CofreCore
 import Foundation
 
-/// Request and response bodies of CONTRACT §4, with the contract's snake_case keys.
-struct CreateSubjectBody: Decodable {
-    let externalRef: String
-    let fields: [String: String]
-    enum CodingKeys: String, CodingKey { case externalRef = "external_ref", fields }
-}
-
-struct BatchBody: Decodable {
-    let subjects: [CreateSubjectBody]
-}
-
+/// Response bodies of CONTRACT §4 (the request bodies are in CofreAPI), with the contract's snake_case keys.
 /// One subject's answer in a batch: its tokens, or its own error (with the existing subject for a duplicate).
 struct BatchItem: Encodable {
     struct Failure: Encodable {
@@ -28,21 +18,6 @@ struct BatchItem: Encodable {
 
 struct BatchAnswer: Encodable {
     let results: [BatchItem]
-}
-
-struct PutFieldsBody: Decodable {
-    let fields: [String: String]
-}
-
-struct TokenizeBody: Decodable {
-    let subject: String
-    let field: String
-    let value: String
-}
-
-struct DetokenizeBody: Decodable {
-    let purpose: String
-    let tokens: [String]
 }
 
 struct SubjectTokens: Encodable {
@@ -73,14 +48,6 @@ struct RevealAnswer: Encodable {
 
 struct StatusAnswer: Encodable {
     let status: String
-}
-
-struct ConsentBody: Decodable {
-    let status: String?
-    let channel: String?
-    let evidence: String?
-    let noticeVersion: String?
-    enum CodingKeys: String, CodingKey { case status, channel, evidence, noticeVersion = "notice_version" }
 }
 
 struct ConsentEventDTO: Encodable {
@@ -129,12 +96,6 @@ struct PurposeConsentsDTO: Encodable {
 struct ConsentsAnswer: Encodable {
     let subject: String
     let purposes: [String: PurposeConsentsDTO]
-}
-
-struct LookupBody: Decodable {
-    let purpose: String
-    let field: String
-    let value: String
 }
 
 struct LookupAnswer: Encodable {

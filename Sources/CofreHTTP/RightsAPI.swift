@@ -1,3 +1,4 @@
+import CofreAPI
 import CofreCore
 import Foundation
 import HTTPTypes
@@ -107,11 +108,6 @@ struct SimpleExport: Encodable {
     enum CodingKeys: String, CodingKey { case schema, generatedAt = "generated_at", subject, processing, status, fields }
 }
 
-struct EraseBody: Decodable {
-    let reason: String
-    let ticket: String
-}
-
 /// The DPO's routes: export and erase.
 struct RightsAPI: Sendable {
     let vault: Vault
@@ -137,7 +133,7 @@ struct RightsAPI: Sendable {
         router.post("/v1/subjects/:subject/erase") { request, context in
             let subject = try context.parameters.require("subject")
             let principal = try await auth.authorize(request, context, .init(roles: [.dpo]), action: "subject.erase", subject: subject)
-            let body = try await VaultAPI.decode(EraseBody.self, request, context)
+            let body = try await VaultAPI.decode(EraseRequest.self, request, context)
             let receipt = try await vault.erase(principal, subject: subject, reason: body.reason, ticket: body.ticket,
                                                 requestID: context.requestID)
             return try VaultAPI.json(receipt)

@@ -1,3 +1,4 @@
+import CofreAPI
 import CofreCore
 import Foundation
 import HTTPTypes
@@ -24,14 +25,14 @@ struct VaultAPI: Sendable {
         }
         router.post("/v1/subjects") { request, context in
             let principal = try await authorize(request, context, .init(roles: [.service], tokenize: true), action: "subject.create")
-            let body = try await Self.decode(CreateSubjectBody.self, request, context)
+            let body = try await Self.decode(CreateSubjectRequest.self, request, context)
             let created = try await vault.createSubject(principal, externalRef: body.externalRef, fields: body.fields,
                                                         requestID: context.requestID)
             return try Self.json(SubjectTokens(subject: created.subject, tokens: created.tokens), status: .created)
         }
         router.post("/v1/subjects/batch") { request, context in
             let principal = try await authorize(request, context, .init(roles: [.service], tokenize: true), action: "subject.create")
-            let body = try await Self.decode(BatchBody.self, request, context)
+            let body = try await Self.decode(BatchCreateRequest.self, request, context)
             let results = try await vault.createSubjects(principal, body.subjects.map { .init(externalRef: $0.externalRef, fields: $0.fields) },
                                                          requestID: context.requestID)
             return try Self.json(BatchAnswer(results: results.map { r in
@@ -42,20 +43,20 @@ struct VaultAPI: Sendable {
         router.post("/v1/subjects/:subject/fields") { request, context in
             let subject = try context.parameters.require("subject")
             let principal = try await authorize(request, context, .init(roles: [.service], tokenize: true), action: "fields.put", subject: subject)
-            let body = try await Self.decode(PutFieldsBody.self, request, context)
+            let body = try await Self.decode(PutFieldsRequest.self, request, context)
             let tokens = try await vault.putFields(principal, subject: subject, fields: body.fields, requestID: context.requestID)
             return try Self.json(SubjectTokens(subject: subject, tokens: tokens))
         }
         router.post("/v1/tokenize") { request, context in
             let principal = try await authorize(request, context, .init(roles: [.service], tokenize: true), action: "tokenize")
-            let body = try await Self.decode(TokenizeBody.self, request, context)
+            let body = try await Self.decode(TokenizeRequest.self, request, context)
             let token = try await vault.tokenize(principal, subject: body.subject, field: body.field, value: body.value,
                                                  requestID: context.requestID)
             return try Self.json(TokenAnswer(token: token))
         }
         router.post("/v1/detokenize") { request, context in
             let principal = try await authorize(request, context, .init(roles: [.service]), action: "detokenize")
-            let body = try await Self.decode(DetokenizeBody.self, request, context)
+            let body = try await Self.decode(DetokenizeRequest.self, request, context)
             let results = try await vault.detokenize(principal, purpose: body.purpose, tokens: body.tokens, requestID: context.requestID)
             return try Self.json(RevealAnswer(results: results.map { r in
                 RevealItem(token: r.token, field: r.field, value: r.value, reveal: r.reveal?.rawValue,
@@ -64,7 +65,7 @@ struct VaultAPI: Sendable {
         }
         router.post("/v1/lookup") { request, context in
             let principal = try await authorize(request, context, .init(roles: [.service]), action: "lookup")
-            let body = try await Self.decode(LookupBody.self, request, context)
+            let body = try await Self.decode(LookupRequest.self, request, context)
             let found = try await vault.lookup(principal, purpose: body.purpose, field: body.field, value: body.value,
                                                requestID: context.requestID)
             return try Self.json(LookupAnswer(subject: found.subject, token: found.token))
@@ -87,7 +88,7 @@ struct VaultAPI: Sendable {
             let purpose = try context.parameters.require("purpose")
             let principal = try await authorize(request, context, .init(roles: [.service, .dpo], servicePurpose: purpose),
                                                 action: "consent.record", subject: subject)
-            let body = try await Self.decode(ConsentBody.self, request, context)
+            let body = try await Self.decode(ConsentRequest.self, request, context)
             let event = try await vault.recordConsent(
                 principal, subject: subject, purpose: purpose,
                 .init(status: body.status, channel: body.channel, evidence: body.evidence, noticeVersion: body.noticeVersion),
@@ -101,7 +102,7 @@ struct VaultAPI: Sendable {
                 // Anyone may record an objection; withdrawing it takes the DPO or a service holding the purpose.
                 let principal = try await authorize(request, context, .init(roles: [.service, .dpo], servicePurpose: objected ? nil : purpose),
                                                     action: objected ? "objection.record" : "objection.withdraw", subject: subject)
-                let body = try await Self.decodeOptional(ConsentBody.self, request, context)
+                let body = try await Self.decodeOptional(ConsentRequest.self, request, context)
                 let event = try await vault.recordObjection(
                     principal, subject: subject, purpose: purpose, objected: objected,
                     .init(channel: body?.channel, evidence: body?.evidence), requestID: context.requestID)
@@ -152,28 +153,14 @@ struct VaultAPI: Sendable {
         return buffer.readableBytes == 0 ? nil : try parse(type, buffer)
     }
 
-    /// A decoding failure names the JSON path, never the value. Control characters are refused in every
-    /// string of every body (CONTRACT §4 v2): a NUL or an escape sequence has no business in a purpose,
-    /// a field name, a value or an evidence, and would only serve to cut or forge what is logged.
+    /// Decodes a body the one way every route does (`RequestDecoding`): control characters refused in
+    /// every string, a failure naming the JSON path, never the value.
     static func parse<T: Decodable>(_ type: T.Type, _ buffer: ByteBuffer) throws -> T {
-        if InputHygiene.jsonHasControlCharacter(buffer.readableBytesView) {
-            throw VaultError(.badRequest, .malformedRequest, "control characters (such as NUL) are not accepted in any string")
-        }
         do {
-            return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
-        } catch let DecodingError.keyNotFound(key, ctx) {
-            throw VaultError(.badRequest, .malformedRequest, "missing key '\(path(ctx.codingPath + [key]))'")
-        } catch let DecodingError.typeMismatch(_, ctx) {
-            throw VaultError(.badRequest, .malformedRequest, "wrong type at '\(path(ctx.codingPath))'")
-        } catch let DecodingError.valueNotFound(_, ctx) {
-            throw VaultError(.badRequest, .malformedRequest, "null at '\(path(ctx.codingPath))'")
+            return try RequestDecoding.decode(T.self, from: buffer.readableBytesView)
         } catch {
-            throw VaultError(.badRequest, .malformedRequest, "the body is not valid JSON")
+            throw VaultError(.badRequest, .malformedRequest, error.message)
         }
-    }
-
-    static func path(_ keys: [any CodingKey]) -> String {
-        keys.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
     }
 
     static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {

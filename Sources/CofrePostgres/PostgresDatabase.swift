@@ -32,6 +32,9 @@ public enum PostgresDatabase {
         var config = PostgresClient.Configuration(host: host, port: c.port ?? 5432, username: user, password: c.password,
                                                   database: database, tls: tls)
         config.options.maximumConnections = 20
+        // Every commit of the vault is durable before it is acknowledged, whatever the cluster, database
+        // or role default says (a client's startup parameter overrides them all).
+        config.options.additionalStartupParameters = [("synchronous_commit", "on")]
         return config
     }
 
@@ -40,17 +43,17 @@ public enum PostgresDatabase {
 
     /// Applies named migrations once each, under an advisory lock so concurrent instances do not race.
     static func migrate(_ client: PostgresClient, table: String, _ migrations: [(String, [String])]) async throws {
-        try await client.withTransaction(logger: silent) { conn in
-            try await conn.query(PostgresQuery(unsafeSQL: "SELECT pg_advisory_xact_lock(hashtext('\(table)'))"), logger: silent)
-            try await conn.query(PostgresQuery(unsafeSQL: "CREATE TABLE IF NOT EXISTS \(table) (name TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)"),
+        try await client.transaction(logger: silent) { conn in
+            try await conn.run(PostgresQuery(unsafeSQL: "SELECT pg_advisory_xact_lock(hashtext('\(table)'))"), logger: silent)
+            try await conn.run(PostgresQuery(unsafeSQL: "CREATE TABLE IF NOT EXISTS \(table) (name TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)"),
                                  logger: silent)
             var applied = Set<String>()
-            for try await name in try await conn.query(PostgresQuery(unsafeSQL: "SELECT name FROM \(table)"), logger: silent).decode(String.self) {
+            for try await name in try await conn.run(PostgresQuery(unsafeSQL: "SELECT name FROM \(table)"), logger: silent).decode(String.self) {
                 applied.insert(name)
             }
             for (name, statements) in migrations where !applied.contains(name) {
-                for sql in statements { try await conn.query(PostgresQuery(unsafeSQL: sql), logger: silent) }
-                try await conn.query("INSERT INTO \(unescaped: table) (name, applied_at) VALUES (\(name), \(millis(Date())))", logger: silent)
+                for sql in statements { try await conn.run(PostgresQuery(unsafeSQL: sql), logger: silent) }
+                try await conn.run("INSERT INTO \(unescaped: table) (name, applied_at) VALUES (\(name), \(millis(Date())))", logger: silent)
             }
         }
     }

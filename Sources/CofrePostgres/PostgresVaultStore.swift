@@ -92,14 +92,14 @@ public final class PostgresVaultStore: VaultStore {
 
     public func appliedMigrations() async throws -> [String] {
         var out: [String] = []
-        for try await name in try await client.query("SELECT name FROM cofre_migrations", logger: log).decode(String.self) { out.append(name) }
+        for try await name in try await client.run("SELECT name FROM cofre_migrations", logger: log).decode(String.self) { out.append(name) }
         // Applied in one transaction, so their times tie: report them in the shared list's order.
         let order = Dictionary(uniqueKeysWithValues: StoreMigrations.ids.enumerated().map { ($1, $0) })
         return out.sorted { (order[$0] ?? Int.max, $0) < (order[$1] ?? Int.max, $1) }
     }
 
     public func checkHealth() async throws {
-        try await client.query("SELECT MAX(seq) FROM audit_events", logger: log)
+        try await client.run("SELECT MAX(seq) FROM audit_events", logger: log)
     }
 
     // MARK: the write primitive
@@ -115,7 +115,7 @@ public final class PostgresVaultStore: VaultStore {
 
     func status(_ subject: String, _ conn: PostgresConnection) async throws -> SubjectRecord.Status? {
         var status: SubjectRecord.Status?
-        for try await s in try await conn.query("SELECT status FROM subjects WHERE id = \(subject) FOR UPDATE", logger: log).decode(String.self) {
+        for try await s in try await conn.run("SELECT status FROM subjects WHERE id = \(subject) FOR UPDATE", logger: log).decode(String.self) {
             status = SubjectRecord.Status(rawValue: s) ?? .erased
         }
         return status
@@ -128,32 +128,32 @@ public final class PostgresVaultStore: VaultStore {
             guard let status = try await status(id, conn) else { throw StoreError(.notFound) }
             guard allowed.contains(status) else { throw StoreError(.subjectGone) }
         case .expectExternalRefFree(let hash):
-            for try await existing in try await conn.query("SELECT id FROM subjects WHERE external_ref_hash = \(hash)", logger: log).decode(String.self) {
+            for try await existing in try await conn.run("SELECT id FROM subjects WHERE external_ref_hash = \(hash)", logger: log).decode(String.self) {
                 throw StoreError(.exists, subject: existing)
             }
         case .expectField(let subject, let field, let generation, let statuses):
             var found: (Int, String)?
-            for try await row in try await conn.query("""
+            for try await row in try await conn.run("""
                 SELECT generation, status FROM fields WHERE subject_id = \(subject) AND field = \(field) FOR UPDATE
                 """, logger: log).decode((Int, String).self) { found = row }
             guard found?.0 == generation else { throw StoreError(.conflict) }
             if let statuses, let found, !statuses.contains(FieldRecord.Status(rawValue: found.1) ?? .erased) { throw StoreError(.conflict) }
         case .expectFieldSet(let subject, let expected):
             var found: [String: Int] = [:]
-            for try await (f, g) in try await conn.query("SELECT field, generation FROM fields WHERE subject_id = \(subject) FOR UPDATE", logger: log)
+            for try await (f, g) in try await conn.run("SELECT field, generation FROM fields WHERE subject_id = \(subject) FOR UPDATE", logger: log)
                 .decode((String, Int).self) { found[f] = g }
             guard found == expected else { throw StoreError(.conflict) }
         case .insertSubject(let s):
-            try await conn.query("""
+            try await conn.run("""
                 INSERT INTO subjects (id, external_ref_hash, created_at, created_by, status)
                 VALUES (\(s.id), \(s.externalRefHash), \(millis(s.createdAt)), \(s.createdBy), \(s.status.rawValue))
                 """, logger: log)
         case .setSubjectStatus(let id, let status):
-            try await conn.query("UPDATE subjects SET status = \(status.rawValue) WHERE id = \(id)", logger: log)
+            try await conn.run("UPDATE subjects SET status = \(status.rawValue) WHERE id = \(id)", logger: log)
         case .releaseExternalRef(let id):
-            try await conn.query("UPDATE subjects SET external_ref_hash = 'erased:' || id WHERE id = \(id)", logger: log)
+            try await conn.run("UPDATE subjects SET external_ref_hash = 'erased:' || id WHERE id = \(id)", logger: log)
         case .putField(let f):
-            try await conn.query("""
+            try await conn.run("""
                 INSERT INTO fields (subject_id, field, type, generation, key_group, ciphertext, stored_at, stored_by, status, retained_for, retained_until)
                 VALUES (\(f.subject), \(f.field), \(f.type.rawValue), \(f.generation), \(f.keyGroup), \(Data(f.ciphertext)), \(millis(f.storedAt)),
                     \(f.storedBy), \(f.status.rawValue), \(f.retainedFor), \(f.retainedUntil.map(millis)))
@@ -163,79 +163,79 @@ public final class PostgresVaultStore: VaultStore {
                     retained_until = excluded.retained_until
                 """, logger: log)
         case .setFieldState(let subject, let field, let status, let retainedFor, let retainedUntil):
-            try await conn.query("""
+            try await conn.run("""
                 UPDATE fields SET status = \(status.rawValue), retained_for = \(retainedFor), retained_until = \(retainedUntil.map(millis)),
                     ciphertext = CASE WHEN \(status == .erased) THEN NULL ELSE ciphertext END
                 WHERE subject_id = \(subject) AND field = \(field)
                 """, logger: log)
         case .deleteTokens(let subject, let field):
-            try await conn.query("DELETE FROM tokens WHERE subject_id = \(subject) AND field = \(field)", logger: log)
+            try await conn.run("DELETE FROM tokens WHERE subject_id = \(subject) AND field = \(field)", logger: log)
         case .deleteIndex(let subject, let field):
-            try await conn.query("DELETE FROM blind_index WHERE subject_id = \(subject) AND field = \(field)", logger: log)
+            try await conn.run("DELETE FROM blind_index WHERE subject_id = \(subject) AND field = \(field)", logger: log)
         case .insertTokens(let tokens):
             for t in tokens {
-                try await conn.query("""
+                try await conn.run("""
                     INSERT INTO tokens (token_hash, subject_id, field, generation, created_at, created_by)
                     VALUES (\(t.tokenHash), \(t.subject), \(t.field), \(t.generation), \(millis(t.createdAt)), \(t.createdBy))
                     """, logger: log)
             }
         case .insertIndex(let entries):
             for i in entries {
-                try await conn.query("""
+                try await conn.run("""
                     INSERT INTO blind_index (field, hash, subject_id) VALUES (\(i.field), \(i.hash), \(i.subject)) ON CONFLICT DO NOTHING
                     """, logger: log)
             }
         case .insertConsent(let r):
-            for try await seq in try await conn.query("""
+            for try await seq in try await conn.run("""
                 INSERT INTO consent_events (id, subject_id, purpose, kind, status, channel, evidence, notice_version, recorded_by, recorded_role, recorded_at)
                 VALUES (\(r.id), \(r.subject), \(r.purpose), \(r.kind.rawValue), \(r.status.rawValue), \(r.channel), \(r.evidence.map { Data($0) }),
                     \(r.noticeVersion), \(r.recordedBy), \(r.recordedRole), \(millis(r.recordedAt)))
                 RETURNING seq
                 """, logger: log).decode(Int64.self) { result.consentSeqs.append(seq) }
         case .setConsentState(let subject, let purpose, let consent):
-            try await conn.query("""
+            try await conn.run("""
                 INSERT INTO consent_state (subject_id, purpose, consent, objection, updated_seq)
                 VALUES (\(subject), \(purpose), \(consent.rawValue), FALSE, (SELECT COALESCE(MAX(seq), 0) FROM consent_events WHERE subject_id = \(subject)))
                 ON CONFLICT (subject_id, purpose) DO UPDATE SET consent = excluded.consent, updated_seq = excluded.updated_seq
                 """, logger: log)
         case .setObjectionState(let subject, let purpose, let objected):
-            try await conn.query("""
+            try await conn.run("""
                 INSERT INTO consent_state (subject_id, purpose, consent, objection, updated_seq)
                 VALUES (\(subject), \(purpose), 'none', \(objected), (SELECT COALESCE(MAX(seq), 0) FROM consent_events WHERE subject_id = \(subject)))
                 ON CONFLICT (subject_id, purpose) DO UPDATE SET objection = excluded.objection, updated_seq = excluded.updated_seq
                 """, logger: log)
         case .clearEvidence(let subject):
-            try await conn.query("UPDATE consent_events SET evidence = NULL WHERE subject_id = \(subject)", logger: log)
+            try await conn.run("UPDATE consent_events SET evidence = NULL WHERE subject_id = \(subject)", logger: log)
         case .insertErasureReceipt(let subject, let at, let json):
-            try await conn.query("INSERT INTO erasures (subject_id, erased_at, receipt) VALUES (\(subject), \(millis(at)), \(json))", logger: log)
+            try await conn.run("INSERT INTO erasures (subject_id, erased_at, receipt) VALUES (\(subject), \(millis(at)), \(json))", logger: log)
         case .queueKeyShred(let ids):
             for id in ids {
-                try await conn.query("""
+                try await conn.run("""
                     INSERT INTO key_shred_queue (subject_id, key_group, generation, queued_at)
                     VALUES (\(id.subject), \(id.group), \(id.generation), \(millis(Date()))) ON CONFLICT DO NOTHING
                     """, logger: log)
             }
         case .dequeueKeyShred(let ids):
             for id in ids {
-                try await conn.query("""
+                try await conn.run("""
                     DELETE FROM key_shred_queue WHERE subject_id = \(id.subject) AND key_group = \(id.group) AND generation = \(id.generation)
                     """, logger: log)
             }
         case .insertCredential(let c):
-            try await conn.query("""
+            try await conn.run("""
                 INSERT INTO credentials (id, service, key_hash, created_at) VALUES (\(c.id), \(c.service), \(c.keyHash), \(millis(c.createdAt)))
                 """, logger: log)
         case .revokeCredentials(let ids, let at):
-            try await conn.query("UPDATE credentials SET revoked_at = \(millis(at)) WHERE id = ANY(\(ids)) AND revoked_at IS NULL", logger: log)
+            try await conn.run("UPDATE credentials SET revoked_at = \(millis(at)) WHERE id = ANY(\(ids)) AND revoked_at IS NULL", logger: log)
         case .insertBinding(let b):
-            for try await _ in try await conn.query("SELECT 1 FROM vault_binding", logger: log).decode(Int.self) { throw StoreError(.conflict) }
-            try await conn.query("""
+            for try await _ in try await conn.run("SELECT 1 FROM vault_binding", logger: log).decode(Int.self) { throw StoreError(.conflict) }
+            try await conn.run("""
                 INSERT INTO vault_binding (id, data_store_id, key_store_id, kcv, created_at, development_ring)
                 VALUES (1, \(b.dataStoreID), \(b.keyStoreID), \(b.kcv), \(millis(b.createdAt)), \(b.developmentRing))
                 """, logger: log)
         case .heartbeat(let h):
             let versions = h.versions.map(String.init).joined(separator: ",")
-            try await conn.query("""
+            try await conn.run("""
                 INSERT INTO instances (id, host, pid, started_at, seen_at, versions, primary_version, primary_since)
                 VALUES (\(h.id), \(h.host), \(Int64(h.pid)), \(millis(h.startedAt)), \(millis(h.seenAt)), \(versions), \(Int64(h.primary)),
                     \(millis(h.primarySince)))
@@ -243,9 +243,9 @@ public final class PostgresVaultStore: VaultStore {
                     primary_version = excluded.primary_version, primary_since = excluded.primary_since
                 """, logger: log)
         case .removeInstance(let id):
-            try await conn.query("DELETE FROM instances WHERE id = \(id)", logger: log)
+            try await conn.run("DELETE FROM instances WHERE id = \(id)", logger: log)
         case .probe(let at):
-            try await conn.query("""
+            try await conn.run("""
                 INSERT INTO write_probe (id, probed_at) VALUES (1, \(millis(at))) ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at
                 """, logger: log)
         }
@@ -259,7 +259,7 @@ public final class PostgresVaultStore: VaultStore {
         do {
             var seq: Int64 = 0
             var prev = AuditChain.genesis
-            for try await (s, h) in try await conn.query("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1", logger: log)
+            for try await (s, h) in try await conn.run("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1", logger: log)
                 .decode((Int64, String).self) {
                 seq = s
                 prev = h
@@ -293,7 +293,7 @@ public final class PostgresVaultStore: VaultStore {
                 binds.append(e.hash)
                 prev = e.hash
             }
-            try await conn.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: log)
+            try await conn.run(PostgresQuery(unsafeSQL: sql, binds: binds), logger: log)
         } catch {
             throw StoreError(.auditUnavailable)
         }
@@ -311,16 +311,16 @@ public final class PostgresVaultStore: VaultStore {
     }
 
     public func credential(keyHash: String) async throws -> CredentialRecord? {
-        try await credentials(client.query("SELECT id, service, key_hash, created_at, revoked_at FROM credentials WHERE key_hash = \(keyHash)", logger: log)).first
+        try await credentials(client.run("SELECT id, service, key_hash, created_at, revoked_at FROM credentials WHERE key_hash = \(keyHash)", logger: log)).first
     }
 
     public func credentials() async throws -> [CredentialRecord] {
-        try await credentials(client.query("SELECT id, service, key_hash, created_at, revoked_at FROM credentials ORDER BY created_at", logger: log))
+        try await credentials(client.run("SELECT id, service, key_hash, created_at, revoked_at FROM credentials ORDER BY created_at", logger: log))
     }
 
     public func subject(id: String) async throws -> SubjectRecord? {
         var out: SubjectRecord?
-        for try await (id, ref, created, by, status) in try await client.query(
+        for try await (id, ref, created, by, status) in try await client.run(
             "SELECT id, external_ref_hash, created_at, created_by, status FROM subjects WHERE id = \(id)", logger: log
         ).decode((String, String, Int64, String, String).self) {
             out = SubjectRecord(id: id, externalRefHash: ref, createdAt: PostgresDatabase.date(created), createdBy: by,
@@ -344,17 +344,17 @@ public final class PostgresVaultStore: VaultStore {
 
     public func fields(subjects: Set<String>) async throws -> [FieldRecord] {
         guard !subjects.isEmpty else { return [] }
-        return try await fieldRecords(client.query("SELECT \(unescaped: Self.fieldColumns) FROM fields WHERE subject_id = ANY(\(Array(subjects)))", logger: log))
+        return try await fieldRecords(client.run("SELECT \(unescaped: Self.fieldColumns) FROM fields WHERE subject_id = ANY(\(Array(subjects)))", logger: log))
     }
 
     public func snapshot(tokenHashes: [String], subjects: Set<String>, index: BlindIndexQuery?) async throws -> StoreSnapshot {
         // One connection, one REPEATABLE READ transaction: tokens, fields, states and statuses as of one instant.
         try await client.withConnection { conn in
-            try await conn.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: self.log)
+            try await conn.run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: self.log)
             do {
                 var snap = StoreSnapshot()
                 if !tokenHashes.isEmpty {
-                    let rows = try await conn.query("""
+                    let rows = try await conn.run("""
                         SELECT token_hash, subject_id, field, generation, created_at, created_by FROM tokens WHERE token_hash = ANY(\(Array(Set(tokenHashes))))
                         """, logger: self.log)
                     for try await (h, s, f, g, at, by) in rows.decode((String, String, String, Int, Int64, String).self) {
@@ -362,28 +362,28 @@ public final class PostgresVaultStore: VaultStore {
                     }
                 }
                 if let index {
-                    for try await subject in try await conn.query("""
+                    for try await subject in try await conn.run("""
                         SELECT subject_id FROM blind_index WHERE field = \(index.field) AND hash = \(index.hash) ORDER BY subject_id
                         """, logger: self.log).decode(String.self) { snap.indexed.append(subject) }
                 }
                 let all = Array(subjects.union(snap.tokens.values.map(\.subject)).union(snap.indexed))
                 if !all.isEmpty {
-                    for try await (id, status) in try await conn.query("SELECT id, status FROM subjects WHERE id = ANY(\(all))", logger: self.log)
+                    for try await (id, status) in try await conn.run("SELECT id, status FROM subjects WHERE id = ANY(\(all))", logger: self.log)
                         .decode((String, String).self) { snap.subjects[id] = SubjectRecord.Status(rawValue: status) ?? .erased }
-                    for f in try await self.fieldRecords(conn.query(
+                    for f in try await self.fieldRecords(conn.run(
                         "SELECT \(unescaped: Self.fieldColumns) FROM fields WHERE subject_id = ANY(\(all))", logger: self.log)) {
                         snap.fields[f.subject, default: [:]][f.field] = f
                     }
-                    for try await (s, p, c, o) in try await conn.query("""
+                    for try await (s, p, c, o) in try await conn.run("""
                         SELECT subject_id, purpose, consent, objection FROM consent_state WHERE subject_id = ANY(\(all))
                         """, logger: self.log).decode((String, String, String, Bool).self) {
                         snap.states[s, default: [:]][p] = PurposeState(consent: ConsentState(rawValue: c) ?? .none, objection: o)
                     }
                 }
-                try await conn.query("COMMIT", logger: self.log)
+                try await conn.run("COMMIT", logger: self.log)
                 return snap
             } catch {
-                _ = try? await conn.query("ROLLBACK", logger: self.log)
+                _ = try? await conn.run("ROLLBACK", logger: self.log)
                 throw error
             }
         }
@@ -391,7 +391,7 @@ public final class PostgresVaultStore: VaultStore {
 
     public func lookup(field: String, hash: String) async throws -> [String] {
         var out: [String] = []
-        for try await s in try await client.query("""
+        for try await s in try await client.run("""
             SELECT subject_id FROM blind_index WHERE field = \(field) AND hash = \(hash) ORDER BY subject_id
             """, logger: log).decode(String.self) { out.append(s) }
         return out
@@ -399,7 +399,7 @@ public final class PostgresVaultStore: VaultStore {
 
     public func consentHistory(subject: String) async throws -> [ConsentRecord] {
         var out: [ConsentRecord] = []
-        let rows = try await client.query("""
+        let rows = try await client.run("""
             SELECT seq, id, subject_id, purpose, kind, status, channel, evidence, notice_version, recorded_by, recorded_role, recorded_at
             FROM consent_events WHERE subject_id = \(subject) ORDER BY seq
             """, logger: log)
@@ -455,25 +455,25 @@ public final class PostgresVaultStore: VaultStore {
         add("ref =", q.ref)
         binds.append(Int64(q.limit))
         sql += " ORDER BY seq LIMIT $\(binds.count)"
-        return try await events(client.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: log))
+        return try await events(client.run(PostgresQuery(unsafeSQL: sql, binds: binds), logger: log))
     }
 
     public func auditPage(after: Int64, limit: Int) async throws -> [AuditEvent] {
-        try await events(client.query("SELECT \(unescaped: Self.auditColumns) FROM audit_events WHERE seq > \(after) ORDER BY seq LIMIT \(limit)", logger: log))
+        try await events(client.run("SELECT \(unescaped: Self.auditColumns) FROM audit_events WHERE seq > \(after) ORDER BY seq LIMIT \(limit)", logger: log))
     }
 
     public func lastAuditEvent() async throws -> AuditEvent? {
-        try await events(client.query("SELECT \(unescaped: Self.auditColumns) FROM audit_events ORDER BY seq DESC LIMIT 1", logger: log)).first
+        try await events(client.run("SELECT \(unescaped: Self.auditColumns) FROM audit_events ORDER BY seq DESC LIMIT 1", logger: log)).first
     }
 
     public func erasureReceiptJSON(subject: String) async throws -> String? {
         var json: String?
-        for try await r in try await client.query("SELECT receipt FROM erasures WHERE subject_id = \(subject)", logger: log).decode(String.self) { json = r }
+        for try await r in try await client.run("SELECT receipt FROM erasures WHERE subject_id = \(subject)", logger: log).decode(String.self) { json = r }
         return json
     }
 
     public func expiredRetentions(now: Date, limit: Int) async throws -> [FieldRecord] {
-        try await fieldRecords(client.query("""
+        try await fieldRecords(client.run("""
             SELECT \(unescaped: Self.fieldColumns) FROM fields WHERE status = 'blocked' AND retained_until <= \(PostgresDatabase.millis(now))
             ORDER BY subject_id, field LIMIT \(limit)
             """, logger: log))
@@ -481,7 +481,7 @@ public final class PostgresVaultStore: VaultStore {
 
     public func queuedKeyShreds(limit: Int) async throws -> [DataKeyID] {
         var out: [DataKeyID] = []
-        for try await (s, g, n) in try await client.query("""
+        for try await (s, g, n) in try await client.run("""
             SELECT subject_id, key_group, generation FROM key_shred_queue ORDER BY queued_at LIMIT \(limit)
             """, logger: log).decode((String, String, Int).self) { out.append(DataKeyID(subject: s, group: g, generation: n)) }
         return out
@@ -489,7 +489,7 @@ public final class PostgresVaultStore: VaultStore {
 
     public func binding() async throws -> VaultBinding? {
         var out: VaultBinding?
-        for try await (d, k, kcv, at, dev) in try await client.query("""
+        for try await (d, k, kcv, at, dev) in try await client.run("""
             SELECT data_store_id, key_store_id, kcv, created_at, development_ring FROM vault_binding WHERE id = 1
             """, logger: log).decode((String, String, String, Int64, Bool).self) {
             out = VaultBinding(dataStoreID: d, keyStoreID: k, kcv: kcv, createdAt: PostgresDatabase.date(at), developmentRing: dev)
@@ -499,7 +499,7 @@ public final class PostgresVaultStore: VaultStore {
 
     public func hasData() async throws -> Bool {
         var any = false
-        for try await b in try await client.query("""
+        for try await b in try await client.run("""
             SELECT EXISTS (SELECT 1 FROM subjects) OR EXISTS (SELECT 1 FROM credentials) OR EXISTS (SELECT 1 FROM audit_events)
             """, logger: log).decode(Bool.self) { any = b }
         return any
@@ -507,7 +507,7 @@ public final class PostgresVaultStore: VaultStore {
 
     public func instances() async throws -> [InstanceHeartbeat] {
         var out: [InstanceHeartbeat] = []
-        for try await (id, host, pid, started, seen, versions, primary, since) in try await client.query("""
+        for try await (id, host, pid, started, seen, versions, primary, since) in try await client.run("""
             SELECT id, host, pid, started_at, seen_at, versions, primary_version, primary_since FROM instances ORDER BY started_at, id
             """, logger: log).decode((String, String, Int64, Int64, Int64, String, Int64, Int64).self) {
             out.append(InstanceHeartbeat(id: id, host: host, pid: Int(pid), startedAt: PostgresDatabase.date(started),

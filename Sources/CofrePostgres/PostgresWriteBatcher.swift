@@ -13,17 +13,17 @@ struct PostgresWriteBatcher: Sendable {
     init(client: PostgresClient) {
         let log = PostgresDatabase.silent
         queue = GroupCommit(engine: "postgres") { works in
-            try await client.withTransaction(logger: log) { conn in
-                try await conn.query("SELECT pg_advisory_xact_lock(\(Self.chainLock))", logger: log)
+            try await client.transaction(logger: log) { conn in
+                try await conn.run("SELECT pg_advisory_xact_lock(\(Self.chainLock))", logger: log)
                 var out: [GroupCommit<Work>.Outcome] = []
                 for work in works {
-                    try await conn.query("SAVEPOINT cofre_request", logger: log)
+                    try await conn.run("SAVEPOINT cofre_request", logger: log)
                     do {
                         let value = try await work(conn)
-                        try await conn.query("RELEASE SAVEPOINT cofre_request", logger: log)
+                        try await conn.run("RELEASE SAVEPOINT cofre_request", logger: log)
                         out.append(.success(value))
                     } catch {
-                        try await conn.query("ROLLBACK TO SAVEPOINT cofre_request", logger: log)
+                        try await conn.run("ROLLBACK TO SAVEPOINT cofre_request", logger: log)
                         out.append(.failure(error))
                     }
                 }

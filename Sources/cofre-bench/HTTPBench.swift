@@ -68,7 +68,9 @@ func quoted(_ s: String) -> String { "\"" + s + "\"" }
 
 /// Starts the plain endpoint and one app per vault instance on loopback ports (requests go round-robin
 /// over the instances, as a balancer would spread them), then measures.
-func runHTTP(engine: String, vaults: [Vault], subjects: Int, connections: Int, requests: Int) async throws -> [HTTPFigure] {
+func runHTTP(engine: String, vaults: [Vault], subjects: Int, connections: Int, requests: Int, only: Set<String>?) async throws -> [HTTPFigure] {
+    /// Whether the line `name` runs (`--only`; H and the import always do).
+    func selected(_ name: String) -> Bool { only?.contains(name) ?? true }
     let vault = vaults[0]
     let silentLogger = Logger(label: "bench.http") { _ in SwiftLogNoOpLogHandler() }
     let plainRouter = Router()
@@ -135,24 +137,24 @@ func runHTTP(engine: String, vaults: [Vault], subjects: Int, connections: Int, r
         let tokens = phones.all
         guard !tokens.isEmpty else { throw CancellationError() }
 
-        add("POST /v1/subjects (3 fields)", try await load(client, requests: requests / 2, connections: connections) { i in
+        if selected("create") { add("POST /v1/subjects (3 fields)", try await load(client, requests: requests / 2, connections: connections) { i in
             post(at(i), "/v1/subjects", key: key, #"{"external_ref":"c-\#(runID)-\#(i)","fields":{"name":"Ana","cpf":"529.982.247-25","phone":"11 98888-7777"}}"#)
-        })
-        add("POST /v1/tokenize (correct a field)", try await load(client, requests: requests / 4, connections: connections) { i in
+        }) }
+        if selected("tokenize") { add("POST /v1/tokenize (correct a field)", try await load(client, requests: requests / 4, connections: connections) { i in
             // A fresh subject per request would measure creation; correcting the name of existing subjects races
             // only when two requests hit one subject, which the spread over the first tokens' subjects avoids.
             post(at(i), "/v1/tokenize", key: key, #"{"subject":"\#(phones.subject(i % tokens.count) ?? "")","field":"name","value":"Nome \#(i)"}"#)
-        })
-        add("POST /v1/detokenize (1 token)", try await load(client, requests: requests, connections: connections) { i in
+        }) }
+        if selected("detokenize") { add("POST /v1/detokenize (1 token)", try await load(client, requests: requests, connections: connections) { i in
             post(at(i), "/v1/detokenize", key: key, #"{"purpose":"collection-call","tokens":["\#(tokens[i % tokens.count])"]}"#)
-        } check: { _, body in body.readableBytesView.contains(UInt8(ascii: "+")) })
+        } check: { _, body in body.readableBytesView.contains(UInt8(ascii: "+")) }) }
         let hundred = tokens.prefix(100).map(quoted).joined(separator: ",")
-        add("POST /v1/detokenize (100 tokens)", try await load(client, requests: requests / 50, connections: connections) { i in
+        if selected("detokenize100") { add("POST /v1/detokenize (100 tokens)", try await load(client, requests: requests / 50, connections: connections) { i in
             post(at(i), "/v1/detokenize", key: key, #"{"purpose":"collection-call","tokens":[\#(hundred)]}"#)
-        }, unit: "values/s", scale: Double(min(100, tokens.count)))
-        add("POST /v1/lookup (phone)", try await load(client, requests: requests / 4, connections: connections) { i in
+        }, unit: "values/s", scale: Double(min(100, tokens.count))) }
+        if selected("lookup") { add("POST /v1/lookup (phone)", try await load(client, requests: requests / 4, connections: connections) { i in
             post(at(i), "/v1/lookup", key: key, #"{"purpose":"collection-call","field":"phone","value":"11 9\#(String(format: "%08d", (i * 7) % min(subjects, 200)))"}"#)
-        })
+        }) }
         try await client.shutdown()
         group.cancelAll()
     }

@@ -15,6 +15,8 @@ var postgresURL: String?
 var httpRequests = 20_000
 var inProcess = true
 var instances = [1]
+/// The HTTP lines to run (H and the import always run): all unless `--only` names some.
+var only: Set<String>?
 var args = CommandLine.arguments.dropFirst().makeIterator()
 while let a = args.next() {
     switch a {
@@ -24,9 +26,11 @@ while let a = args.next() {
     case "--http-requests": httpRequests = Int(args.next() ?? "") ?? httpRequests
     case "--http-only": inProcess = false
     case "--instances": instances = (args.next() ?? "1").split(separator: ",").compactMap { Int($0) }.filter { $0 > 0 }
+    case "--only": only = Set((args.next() ?? "").split(separator: ",").map(String.init))
     default:
         FileHandle.standardError.write(Data("""
             usage: cofre-bench [--subjects N] [--concurrency C] [--http-requests R] [--http-only] [--instances 1,2,4 (PostgreSQL)]
+                               [--only create,tokenize,detokenize,detokenize100,lookup (HTTP lines; for a profile)]
                                [--postgres postgres://… (admin, may CREATE DATABASE)]\n
             """.utf8))
         exit(2)
@@ -188,7 +192,7 @@ if inProcess {
 }
 print("cofre-bench over HTTP: \(concurrency) connections, \(httpRequests) requests per line, \(subjects) subjects imported first")
 printHTTP(try await runHTTP(engine: "sqlite", vaults: [try await openSQLite(try freshDirectory()).0], subjects: subjects,
-                            connections: concurrency, requests: httpRequests))
+                            connections: concurrency, requests: httpRequests, only: only))
 if let admin = postgresURL {
     for n in instances {
         // N vault instances on the same two databases (one audit chain, one advisory lock), as N hosts would run.
@@ -196,6 +200,7 @@ if let admin = postgresURL {
         let (first, urls) = try await openPostgresShared(admin: admin, dir)
         var vaults = [first]
         for _ in 1..<max(n, 1) { vaults.append(try await openPostgres(urls: urls, dir)) }
-        printHTTP(try await runHTTP(engine: "postgres", vaults: vaults, subjects: subjects, connections: concurrency, requests: httpRequests))
+        printHTTP(try await runHTTP(engine: "postgres", vaults: vaults, subjects: subjects, connections: concurrency, requests: httpRequests,
+                                    only: only))
     }
 }

@@ -86,7 +86,10 @@ struct PowerLossTests {
         }
     }
 
-    @Test("a cut under four concurrent clients creating, correcting and revealing loses nothing acknowledged", arguments: 0..<6)
+    /// How many cuts: `COFRE_POWERCUT_RUNS` (default 6; the long form runs 100+).
+    static let runs: Int = ProcessInfo.processInfo.environment["COFRE_POWERCUT_RUNS"].flatMap(Int.init).map { max($0, 1) } ?? 6
+
+    @Test("a cut under four concurrent clients creating, correcting and revealing loses nothing acknowledged", arguments: 0..<runs)
     func cutUnderLoad(run: Int) async throws {
         let dir = try makeTempDirectory(), image = dir + ".image", cut = dir + ".cut"
         FaultVFS.watch(dir, image: image)

@@ -124,7 +124,7 @@ public struct TestVault: Sendable {
         return (url(names.0), url(names.1))
     }
 
-    static func adminExecute(_ url: String, _ statements: [String]) async throws {
+    public static func adminExecute(_ url: String, _ statements: [String]) async throws {
         let silent = Logger(label: "pg") { _ in SwiftLogNoOpLogHandler() }
         var config = try PostgresDatabase.configuration(url)
         config.options.maximumConnections = 1
@@ -133,6 +133,21 @@ public struct TestVault: Sendable {
             group.addTask { await client.run() }
             for sql in statements { try await client.query(PostgresQuery(unsafeSQL: sql), logger: silent) }
             group.cancelAll()
+        }
+    }
+
+    /// A setting as a connection configured the vault's way (`PostgresDatabase.configuration`) sees it.
+    public static func sessionSetting(_ url: String, _ name: String) async throws -> String? {
+        let silent = Logger(label: "pg") { _ in SwiftLogNoOpLogHandler() }
+        var config = try PostgresDatabase.configuration(url)
+        config.options.maximumConnections = 1
+        let client = PostgresClient(configuration: config, backgroundLogger: silent)
+        return try await withThrowingTaskGroup(of: String?.self) { group in
+            group.addTask { await client.run(); return nil }
+            var value: String?
+            for try await v in try await client.query("SELECT current_setting(\(name))", logger: silent).decode(String.self) { value = v }
+            group.cancelAll()
+            return value
         }
     }
 

@@ -1,0 +1,85 @@
+import CofreCore
+import Foundation
+import Logging
+import NIOCore
+import PostgresNIO
+
+// postgres-nio 1.33 writes a query to its channel with no write promise: when the server has just
+// closed the connection (a restart, `pg_terminate_backend`, a failover), the query is dropped at the
+// closed channel and its result never completes, so the caller — and the request behind it — waits
+// forever. `PostgresRestartTests` hangs without these guards. Every query of the engine goes through
+// them: on a leased connection the query races the connection's close; through the pool it races a
+// deadline (the pool leases internally, out of reach).
+
+/// Resumes a continuation once, from whichever side comes first.
+private final class Once<T: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var continuation: CheckedContinuation<T, any Error>?
+    init(_ c: CheckedContinuation<T, any Error>) { continuation = c }
+    func resume(_ result: Result<T, any Error>) {
+        let c: CheckedContinuation<T, any Error>? = lock.withLock {
+            defer { continuation = nil }
+            return continuation
+        }
+        c?.resume(with: result)
+    }
+}
+
+extension PostgresConnection {
+    /// `query`, failing with `StoreError(.unavailable)` if the connection closes before the answer
+    /// starts (instead of waiting forever).
+    @discardableResult
+    func run(_ query: PostgresQuery, logger: Logger, file: String = #fileID, line: Int = #line) async throws -> PostgresRowSequence {
+        if isClosed { throw StoreError(.unavailable) }
+        let closed = closeFuture
+        return try await withCheckedThrowingContinuation { (c: CheckedContinuation<PostgresRowSequence, any Error>) in
+            let once = Once(c)
+            // A detached wait: if the driver never answers, only this small task is left behind.
+            Task {
+                do { once.resume(.success(try await self.query(query, logger: logger, file: file, line: line))) }
+                catch { once.resume(.failure(error)) }
+            }
+            closed.whenComplete { _ in once.resume(.failure(StoreError(.unavailable))) }
+        }
+    }
+}
+
+extension PostgresClient {
+    /// A query through the pool, failing with `StoreError(.unavailable)` after `deadline` without an
+    /// answer (nil: no deadline, for maintenance such as VACUUM).
+    @discardableResult
+    func run(_ query: PostgresQuery, logger: Logger, deadline: Duration? = .seconds(60),
+             file: String = #fileID, line: Int = #line) async throws -> PostgresRowSequence {
+        guard let deadline else { return try await self.query(query, logger: logger, file: file, line: line) }
+        return try await withCheckedThrowingContinuation { (c: CheckedContinuation<PostgresRowSequence, any Error>) in
+            let once = Once(c)
+            let timer = Task {
+                do { try await Task.sleep(for: deadline) } catch { return }
+                once.resume(.failure(StoreError(.unavailable)))
+            }
+            Task {
+                do { once.resume(.success(try await self.query(query, logger: logger, file: file, line: line))) }
+                catch { once.resume(.failure(error)) }
+                timer.cancel()
+            }
+        }
+    }
+
+    /// A transaction on one leased connection whose every statement, BEGIN and COMMIT included, is
+    /// guarded. The body's error is rethrown after a best-effort ROLLBACK.
+    func transaction<T: Sendable>(_ begin: PostgresQuery = "BEGIN", logger: Logger,
+                                  _ body: @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        try await withConnection { conn in
+            try await conn.run(begin, logger: logger)
+            let value: T
+            do {
+                value = try await body(conn)
+            } catch {
+                _ = try? await conn.run("ROLLBACK", logger: logger)
+                throw error
+            }
+            try await conn.run("COMMIT", logger: logger)
+            return value
+        }
+    }
+}
