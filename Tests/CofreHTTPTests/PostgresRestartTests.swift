@@ -58,7 +58,8 @@ struct PostgresRestartTests {
                         }
                     }
                 }
-                try await Task.sleep(for: .milliseconds(500))
+                // Some acknowledged work first, however slow the machine is today.
+                for _ in 0..<300 where ledger.all().count < 8 { try await Task.sleep(for: .milliseconds(100)) }
                 if let command = Self.restartCommand {
                     // On a thread of its own: neither blocking the clients' threads nor relying on
                     // Foundation's child-process monitoring, which never reported this one's exit.
