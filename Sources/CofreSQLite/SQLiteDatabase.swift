@@ -25,11 +25,14 @@ public enum SQLiteDatabase {
         // while it is at it (an acknowledged commit could then vanish with the page cache at a power
         // cut). The writer is the one connection that commits, and it lives as long as the pool: set
         // FULL on it again, and refuse to serve if SQLite did not take it.
-        let level = try pool.writeWithoutTransaction { db -> Int in
+        // secure_delete (zeroed free pages: destroyed keys do not linger in the file) is checked likewise.
+        let (level, secureDelete) = try pool.writeWithoutTransaction { db -> (Int, Int) in
             try db.execute(sql: "PRAGMA synchronous = FULL")
-            return try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1
+            return (try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1, try Int.fetchOne(db, sql: "PRAGMA secure_delete") ?? -1)
         }
-        guard level == 2 else { throw DatabaseError(message: "SQLite did not accept synchronous=FULL on \(label) (level \(level))") }
+        guard level == 2, secureDelete == 1 else {
+            throw DatabaseError(message: "SQLite did not accept synchronous=FULL and secure_delete=ON on \(label) (\(level), \(secureDelete))")
+        }
         // Files hold ciphertexts and wrapped keys only, but they are still nobody else's business.
         for suffix in ["", "-wal", "-shm"] { chmod(path + suffix, 0o600) }
         return pool
