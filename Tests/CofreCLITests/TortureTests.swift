@@ -58,6 +58,14 @@ struct TortureTests {
     @Test("SIGKILL at a random moment under concurrent creates, corrections, consents and reveals loses nothing")
     func killUnderLoad() async throws {
         let dir = try makeWorkdir()
+        // The judge reads back every subject of every run; over a long form that is far past the crm's
+        // default reveal quota, which is not what this test is about.
+        let policy = dir + "/deploy/policy.example.yaml"
+        let text = try String(contentsOfFile: policy, encoding: .utf8)
+        let crmLine = "crm:          { role: service, purposes: [collection-call, payment, legal-defense], tokenize: true"
+        try #require(text.contains(crmLine), "the example policy's crm line changed; update the torture test")
+        try text.replacingOccurrences(of: crmLine, with: crmLine + ", quota: { reveals_per_minute: 10000000, writes_per_minute: 10000000 }")
+            .write(toFile: policy, atomically: true, encoding: .utf8)
         let stores = try await stores()
         func issue(_ name: String) throws -> String { json(try runCofre(["service", "issue", name, "--json"] + stores, in: dir).stdout)["key"] as! String }
         let crm = try issue("crm"), bot = try issue("whatsapp-bot"), auditor = try issue("auditor"), dpo = try issue("dpo")
