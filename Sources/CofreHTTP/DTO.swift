@@ -1,7 +1,8 @@
 import CofreCore
 import Foundation
 
-/// Response bodies of CONTRACT §4 (the request bodies are in CofreAPI), with the contract's snake_case keys.
+// Response bodies of CONTRACT §4 (the request bodies are in CofreAPI), with the contract's snake_case keys.
+
 /// One subject's answer in a batch: its tokens, or its own error (with the existing subject for a duplicate).
 struct BatchItem: Encodable {
     struct Failure: Encodable {
