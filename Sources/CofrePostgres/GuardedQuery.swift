@@ -46,9 +46,11 @@ extension PostgresConnection {
 
 extension PostgresClient {
     /// A query through the pool, failing with `StoreError(.unavailable)` after `deadline` without an
-    /// answer (nil: no deadline, for maintenance such as VACUUM).
+    /// answer (nil: no deadline, for maintenance such as VACUUM). The engine's pool queries are single
+    /// statements on indexed or LIMITed reads and small writes: 15 s is far beyond any of them, and is
+    /// what a request waits, at worst, when its connection was lost at the wrong moment.
     @discardableResult
-    func run(_ query: PostgresQuery, logger: Logger, deadline: Duration? = .seconds(60),
+    func run(_ query: PostgresQuery, logger: Logger, deadline: Duration? = .seconds(15),
              file: String = #fileID, line: Int = #line) async throws -> PostgresRowSequence {
         guard let deadline else { return try await self.query(query, logger: logger, file: file, line: line) }
         return try await withCheckedThrowingContinuation { (c: CheckedContinuation<PostgresRowSequence, any Error>) in
