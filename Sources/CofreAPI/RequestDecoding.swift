@@ -9,12 +9,12 @@ public struct RequestDecodingError: Error, Sendable, Equatable {
 /// v2: a NUL or an escape sequence has no business in a purpose, a field name, a value or an
 /// evidence, and would only serve to cut or forge what is logged), then strict decoding.
 public enum RequestDecoding {
-    public static func decode<T: Decodable>(_ type: T.Type, from bytes: some Collection<UInt8>) throws(RequestDecodingError) -> T {
-        if jsonHasControlCharacter(bytes) {
+    public static func decode<T: Decodable>(_ type: T.Type, from data: Data) throws(RequestDecodingError) -> T {
+        if jsonHasControlCharacter(data) {
             throw RequestDecodingError(message: "control characters (such as NUL) are not accepted in any string")
         }
         do {
-            return try JSONDecoder().decode(T.self, from: Data(bytes))
+            return try JSONDecoder().decode(T.self, from: data)
         } catch let DecodingError.keyNotFound(key, ctx) {
             throw RequestDecodingError(message: "missing key '\(path(ctx.codingPath + [key]))'")
         } catch let DecodingError.typeMismatch(_, ctx) {
@@ -37,7 +37,7 @@ public enum RequestDecoding {
 
     /// Whether a JSON text holds a control character in a string: raw (DEL, or C1 as UTF-8) or escaped
     /// (`\u0000`–`\u001f`, `\u007f`–`\u009f`, `\b \f \n \r \t`). Raw C0 bytes are invalid JSON anyway.
-    public static func jsonHasControlCharacter(_ bytes: some Sequence<UInt8>) -> Bool {
+    public static func jsonHasControlCharacter(_ bytes: Data) -> Bool {
         var it = bytes.makeIterator()
         var previous: UInt8 = 0
         while let b = it.next() {

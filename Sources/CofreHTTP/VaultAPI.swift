@@ -157,7 +157,7 @@ struct VaultAPI: Sendable {
     /// every string, a failure naming the JSON path, never the value.
     static func parse<T: Decodable>(_ type: T.Type, _ buffer: ByteBuffer) throws -> T {
         do {
-            return try RequestDecoding.decode(T.self, from: buffer.readableBytesView)
+            return try RequestDecoding.decode(T.self, from: Data(buffer.readableBytesView))
         } catch {
             throw VaultError(.badRequest, .malformedRequest, error.message)
         }

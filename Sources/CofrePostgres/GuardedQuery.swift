@@ -25,21 +25,81 @@ private final class Once<T: Sendable>: @unchecked Sendable {
     }
 }
 
+/// Fails the waits of a connection's queries when it closes, with one `closeFuture` callback per
+/// connection (a callback per query would pile up on a long-lived connection until it closes).
+private final class CloseWatch: @unchecked Sendable {
+    private static let registryLock = NSLock()
+    nonisolated(unsafe) private static var registry: [ObjectIdentifier: CloseWatch] = [:]
+
+    private let lock = NSLock()
+    private var waiting: [UInt64: @Sendable () -> Void] = [:]
+    private var next: UInt64 = 0
+    private var closed = false
+
+    /// The watch of `conn`, registering its one close callback the first time.
+    static func of(_ conn: PostgresConnection) -> CloseWatch {
+        let id = ObjectIdentifier(conn)
+        let (watch, created): (CloseWatch, Bool) = registryLock.withLock {
+            if let w = registry[id] { return (w, false) }
+            let w = CloseWatch()
+            registry[id] = w
+            return (w, true)
+        }
+        if created {
+            // Outside the lock: on an already closed connection the callback may run at once.
+            conn.closeFuture.whenComplete { _ in
+                watch.fire()
+                _ = registryLock.withLock { registry.removeValue(forKey: id) }
+            }
+        }
+        return watch
+    }
+
+    /// Registers `onClose`; nil (and `onClose` already called) when the connection is closed.
+    func add(_ onClose: @escaping @Sendable () -> Void) -> UInt64? {
+        let token: UInt64? = lock.withLock {
+            guard !closed else { return nil }
+            next += 1
+            waiting[next] = onClose
+            return next
+        }
+        if token == nil { onClose() }
+        return token
+    }
+
+    func remove(_ token: UInt64?) {
+        guard let token else { return }
+        _ = lock.withLock { waiting.removeValue(forKey: token) }
+    }
+
+    private func fire() {
+        let all: [@Sendable () -> Void] = lock.withLock {
+            closed = true
+            defer { waiting.removeAll() }
+            return Array(waiting.values)
+        }
+        for f in all { f() }
+    }
+}
+
 extension PostgresConnection {
     /// `query`, failing with `StoreError(.unavailable)` if the connection closes before the answer
     /// starts (instead of waiting forever).
     @discardableResult
     func run(_ query: PostgresQuery, logger: Logger, file: String = #fileID, line: Int = #line) async throws -> PostgresRowSequence {
         if isClosed { throw StoreError(.unavailable) }
-        let closed = closeFuture
+        let watch = CloseWatch.of(self)
         return try await withCheckedThrowingContinuation { (c: CheckedContinuation<PostgresRowSequence, any Error>) in
             let once = Once(c)
+            let token = watch.add { once.resume(.failure(StoreError(.unavailable))) }
             // A detached wait: if the driver never answers, only this small task is left behind.
             Task {
-                do { once.resume(.success(try await self.query(query, logger: logger, file: file, line: line))) }
-                catch { once.resume(.failure(error)) }
+                let result: Result<PostgresRowSequence, any Error>
+                do { result = .success(try await self.query(query, logger: logger, file: file, line: line)) }
+                catch { result = .failure(error) }
+                watch.remove(token)
+                once.resume(result)
             }
-            closed.whenComplete { _ in once.resume(.failure(StoreError(.unavailable))) }
         }
     }
 }
@@ -69,10 +129,9 @@ extension PostgresClient {
 
     /// A transaction on one leased connection whose every statement, BEGIN and COMMIT included, is
     /// guarded. The body's error is rethrown after a best-effort ROLLBACK.
-    func transaction<T: Sendable>(_ begin: PostgresQuery = "BEGIN", logger: Logger,
-                                  _ body: @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+    func transaction<T: Sendable>(logger: Logger, _ body: @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         try await withConnection { conn in
-            try await conn.run(begin, logger: logger)
+            try await conn.run("BEGIN", logger: logger)
             let value: T
             do {
                 value = try await body(conn)

@@ -26,7 +26,14 @@ while let a = args.next() {
     case "--http-requests": httpRequests = Int(args.next() ?? "") ?? httpRequests
     case "--http-only": inProcess = false
     case "--instances": instances = (args.next() ?? "1").split(separator: ",").compactMap { Int($0) }.filter { $0 > 0 }
-    case "--only": only = Set((args.next() ?? "").split(separator: ",").map(String.init))
+    case "--only":
+        let names = Set((args.next() ?? "").split(separator: ",").map(String.init))
+        let known: Set = ["create", "tokenize", "detokenize", "detokenize100", "lookup"]
+        guard !names.isEmpty, names.isSubset(of: known) else {
+            FileHandle.standardError.write(Data("cofre-bench: --only takes a comma-separated list of \(known.sorted().joined(separator: ", "))\n".utf8))
+            exit(2)
+        }
+        only = names
     default:
         FileHandle.standardError.write(Data("""
             usage: cofre-bench [--subjects N] [--concurrency C] [--http-requests R] [--http-only] [--instances 1,2,4 (PostgreSQL)]

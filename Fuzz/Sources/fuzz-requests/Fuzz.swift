@@ -1,4 +1,5 @@
 import CofreAPI
+import Foundation
 
 /// The JSON decoding of every route's body (CofreAPI.RequestDecoding, exactly what the server runs):
 /// arbitrary bytes are decoded as each request type. Never a crash; a body is accepted or refused
@@ -7,7 +8,7 @@ import CofreAPI
 /// control character.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ count: Int) -> CInt {
-    let bytes = Array(UnsafeBufferPointer(start: data, count: count))
+    let bytes = Data(UnsafeBufferPointer(start: data, count: count))
     check(CreateSubjectRequest.self, bytes) { [$0.externalRef] + strings($0.fields) }
     check(BatchCreateRequest.self, bytes) { $0.subjects.flatMap { [$0.externalRef] + strings($0.fields) } }
     check(PutFieldsRequest.self, bytes) { strings($0.fields) }
@@ -21,7 +22,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ count: Int) -> CInt {
 
 func strings(_ d: [String: String]) -> [String] { Array(d.keys) + Array(d.values) }
 
-func check<T: Decodable>(_ type: T.Type, _ bytes: [UInt8], _ texts: (T) -> [String]) {
+func check<T: Decodable>(_ type: T.Type, _ bytes: Data, _ texts: (T) -> [String]) {
     guard let value = try? RequestDecoding.decode(type, from: bytes) else { return }
     for text in texts(value) where RequestDecoding.hasControlCharacter(text) {
         fatalError("\(type): a control character passed the scanner")
