@@ -19,6 +19,8 @@ let package = Package(
         // For the fuzz package (Fuzz/), which builds the domain core alone with sanitizers.
         .library(name: "CofreCore", targets: ["CofreCore"]),
         .library(name: "CofreAPI", targets: ["CofreAPI"]),
+        // A typed Swift client of the HTTP API, for the services that integrate with the vault.
+        .library(name: "CofreClient", targets: ["CofreClient"]),
         .library(name: "CofreCrypto", targets: ["CofreCrypto"]),
     ],
     dependencies: [
@@ -31,6 +33,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
@@ -50,6 +53,7 @@ let package = Package(
             name: "CofreCore",
             dependencies: [
                 "CofreCrypto",
+                "CofreAPI",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -82,6 +86,17 @@ let package = Package(
             name: "CofreAPI",
             swiftSettings: swiftSettings
         ),
+        // The typed client (AsyncHTTPClient): used by the DPO's and auditor's commands and by services.
+        .target(
+            name: "CofreClient",
+            dependencies: [
+                "CofreAPI",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "CofreHTTP",
             dependencies: [
@@ -103,6 +118,7 @@ let package = Package(
                 "CofreSQLite",
                 "CofrePostgres",
                 "CofreHTTP",
+                "CofreClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -1,4 +1,6 @@
 import ArgumentParser
+import CofreAPI
+import CofreClient
 import Foundation
 
 /// `cofre audit events|verify|checkpoint`: the auditor's commands, over HTTP with the auditor's key.
@@ -10,10 +12,10 @@ struct AuditCommand: AsyncParsableCommand {
     struct Events: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List audit events, oldest first.")
         @OptionGroup var client: ClientOptions
-        @Option var subject: String?
-        @Option var service: String?
-        @Option var purpose: String?
-        @Option var action: String?
+        @Option(help: "A subject id (sub_…).") var subject: String?
+        @Option(help: "A service name from the policy.") var service: String?
+        @Option(help: "A purpose name from the policy.") var purpose: String?
+        @Option(help: "An action, e.g. detokenize, lookup, subject.erase (docs/reference.md lists them).") var action: String?
         @Option(help: "allow or deny") var decision: String?
         @Option(help: "ISO 8601 time, inclusive") var since: String?
         @Option(help: "ISO 8601 time, exclusive") var until: String?
@@ -24,44 +26,46 @@ struct AuditCommand: AsyncParsableCommand {
         @Flag(help: "Follow the cursor to the end of the log.") var all = false
 
         func run() async throws {
-            let vault = try VaultClient(client)
-            var query: [(String, String)] = [("limit", String(limit))]
-            for (k, v) in [("subject", subject), ("service", service), ("purpose", purpose), ("action", action), ("decision", decision),
-                           ("since", since), ("until", until), ("token", token)] {
-                if let v { query.append((k, v)) }
+            var decision: AuditDecision?
+            if let d = self.decision {
+                guard let parsed = AuditDecision(rawValue: d) else { throw CLIError("--decision must be allow or deny") }
+                decision = parsed
             }
-            var cursor = after
-            var through = self.through
-            var events: [[String: Any]] = []
+            guard (1...1000).contains(limit) else { throw CLIError("--limit must be 1 to 1000") }
+            func time(_ s: String?, _ name: String) throws -> Date? {
+                guard let s else { return nil }
+                guard let d = WireJSON.parseDate(s) else { throw CLIError("--\(name) must be an ISO 8601 time such as 2026-11-29T12:00:00Z") }
+                return d
+            }
+            var query = AuditEventsQuery(subject: subject, service: service, purpose: purpose, action: action, decision: decision,
+                                         since: try time(since, "since"), until: try time(until, "until"), token: token,
+                                         after: after, through: through, limit: limit)
+            var events: [AuditEventResponse] = []
             var next: String?
-            repeat {
-                var q = query
-                if let cursor { q.append(("after", cursor)) }
-                if let through { q.append(("through", through)) }
-                let page = try await vault.send(.get, "/v1/audit/events", query: q)
-                let object = try JSONSerialization.jsonObject(with: page) as? [String: Any] ?? [:]
-                events += object["events"] as? [[String: Any]] ?? []
-                next = object["next"] as? String
-                cursor = next
-                // Pin the walk to the log as it was at the first page (each read appends an event).
-                if through == nil, let head = object["head"] as? Int { through = String(head) }
-            } while all && next != nil
+            try await VaultConnection.with(client) { vault in
+                repeat {
+                    let page = try await vault.auditEvents(query)
+                    events += page.events
+                    next = page.next
+                    query.after = next
+                    // Pin the walk to the log as it was at the first page (each read appends an event).
+                    if query.through == nil { query.through = String(page.head) }
+                } while all && next != nil
+            }
             if client.json {
-                let out: [String: Any] = ["events": events, "next": next ?? NSNull()]
-                print(String(decoding: try JSONSerialization.data(withJSONObject: out, options: [.sortedKeys]), as: UTF8.self))
+                print(try VaultConnection.json(AuditEventsResponse(events: events, next: next, head: Int64(query.through ?? "") ?? 0)))
                 return
             }
             print(pad("SEQ", 6) + pad("TIME", 25) + pad("SERVICE", 14) + pad("ACTION", 20) + pad("SUBJECT", 31) + pad("FIELDS", 14)
                   + pad("PURPOSE", 21) + "DECISION")
             for e in events {
                 // Every text from the log is escaped before it reaches the terminal.
-                func text(_ key: String, _ absent: String = "") -> String { Terminal.escape(e[key] as? String ?? absent) }
-                let decision = text("decision") + ((e["code"] as? String).map { " (\(Terminal.escape($0)))" } ?? "")
-                print(pad("\(e["seq"] ?? "")", 6) + pad(text("time"), 25) + pad(text("service"), 14)
-                      + pad(text("action"), 20) + pad(text("subject", "-"), 31)
-                      + pad(Terminal.escape((e["fields"] as? [String] ?? []).joined(separator: ",")), 14) + pad(text("purpose", "-"), 21) + decision)
+                let decision = e.decision.rawValue + (e.code.map { " (\(Terminal.escape($0)))" } ?? "")
+                print(pad("\(e.seq)", 6) + pad(WireJSON.formatDate(e.time), 25) + pad(Terminal.escape(e.service), 14)
+                      + pad(Terminal.escape(e.action), 20) + pad(Terminal.escape(e.subject ?? "-"), 31)
+                      + pad(Terminal.escape(e.fields.joined(separator: ",")), 14) + pad(Terminal.escape(e.purpose ?? "-"), 21) + decision)
             }
-            if let next { print("more: cofre audit events --after \(next)\(through.map { " --through \($0)" } ?? "") (or --all)") }
+            if let next { print("more: cofre audit events --after \(next)\(query.through.map { " --through \($0)" } ?? "") (or --all)") }
         }
     }
 
@@ -72,32 +76,27 @@ struct AuditCommand: AsyncParsableCommand {
         var checkpoint: String?
 
         func run() async throws {
-            let vault = try VaultClient(client)
-            var query: [(String, String)] = []
+            var saved: AuditCheckpoint?
             if let path = checkpoint {
                 guard let data = FileManager.default.contents(atPath: path),
-                      let c = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-                      let seq = c["seq"] as? Int, let head = c["head"] as? String, let time = c["time"] as? String, let mac = c["mac"] as? String
+                      let c = try? WireJSON.decoder.decode(AuditCheckpoint.self, from: data)
                 else { throw CLIError("'\(path)' is not a checkpoint written by `cofre audit checkpoint`") }
-                query = [("checkpoint_seq", String(seq)), ("checkpoint_head", head), ("checkpoint_time", time), ("checkpoint_mac", mac)]
+                saved = c
             }
-            let data = try await vault.send(.get, "/v1/audit/verify", query: query)
-            let r = try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
-            let ok = r["ok"] as? Bool ?? false
+            let r = try await VaultConnection.with(client) { vault in try await vault.verifyAudit(checkpoint: saved) }
             if client.json {
-                print(String(decoding: data, as: UTF8.self))
-            } else if ok {
-                print("OK: the audit chain is intact (\(r["events"] ?? 0) events, head \(r["head"] ?? ""))"
+                print(try VaultConnection.json(r))
+            } else if r.ok {
+                print("OK: the audit chain is intact (\(r.events) events, head \(Terminal.escape(r.head)))"
                       + (checkpoint == nil ? "" : ", and it still holds the checkpoint"))
             } else {
-                let ranges = r["broken"] as? [[String: Any]] ?? []
-                print("BROKEN: \(ranges.count) bad range(s) among \(r["events"] ?? 0) events checked")
-                for range in ranges {
-                    let from = range["from"] as? Int ?? 0, to = range["to"] as? Int ?? 0
-                    print("  " + (from == to ? "sequence \(from)" : "sequences \(from)…\(to)") + ": " + Terminal.escape("\(range["reason"] ?? "")"))
+                print("BROKEN: \(r.broken.count) bad range(s) among \(r.events) events checked")
+                for range in r.broken {
+                    print("  " + (range.from == range.to ? "sequence \(range.from)" : "sequences \(range.from)…\(range.to)") + ": "
+                          + Terminal.escape(range.reason))
                 }
             }
-            if !ok { throw ExitCode(2) }
+            if !r.ok { throw ExitCode(2) }
         }
     }
 
@@ -109,9 +108,8 @@ struct AuditCommand: AsyncParsableCommand {
         @Flag(help: "Replace --out if it exists.") var force = false
 
         func run() async throws {
-            let vault = try VaultClient(client)
-            let data = try await vault.send(.get, "/v1/audit/checkpoint")
-            let line = String(decoding: data, as: UTF8.self)
+            let checkpoint = try await VaultConnection.with(client) { vault in try await vault.checkpoint() }
+            let line = try VaultConnection.json(checkpoint)
             if let out { try await PrivateFile.write(to: out, force: force, contents: Data((line + "\n").utf8)) }
             print(line)
         }

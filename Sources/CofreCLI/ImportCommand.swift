@@ -1,4 +1,6 @@
 import ArgumentParser
+import CofreAPI
+import CofreClient
 import CofreCore
 import Foundation
 
@@ -18,37 +20,32 @@ struct ImportCommand: AsyncParsableCommand {
     @Option(help: "Where to write rejected rows (default: FILE.rejected.txt; mode 0600).") var report: String?
     @Flag(help: "Replace an existing report file.") var force = false
 
-    struct Row: Encodable {
-        let externalRef: String
-        let fields: [String: String]
-        enum CodingKeys: String, CodingKey { case externalRef = "external_ref", fields }
-    }
-
     func run() async throws {
         guard (1...Vault.maxSubjectsPerBatch).contains(batch) else { throw CLIError("--batch must be 1 to \(Vault.maxSubjectsPerBatch)") }
         let kind = format ?? (file.hasSuffix(".csv") ? "csv" : (file.hasSuffix(".jsonl") || file.hasSuffix(".ndjson") ? "jsonl" : ""))
         guard kind == "csv" || kind == "jsonl" else { throw CLIError("--format must be csv or jsonl (cannot tell from '\(file)')") }
         guard let input = FileHandle(forReadingAtPath: file) else { throw CLIError("no such file: '\(file)'") }
         let total = try Self.countLines(file) - (kind == "csv" ? 1 : 0)
-        let vault = try VaultClient(client)
+        try await VaultConnection.with(client) { vault in try await importFile(input, kind: kind, total: total, vault: vault) }
+    }
+
+    func importFile(_ input: FileHandle, kind: String, total: Int, vault: CofreClient) async throws {
         let reportPath = report ?? file + ".rejected.txt"
         var rejected: [String] = []
         var progress = Progress(total: max(total, 0))
-        var pending: [(line: Int, row: Row)] = []
+        var pending: [(line: Int, row: CreateSubjectRequest)] = []
 
         func flush() async throws {
             guard !pending.isEmpty else { return }
-            let data = try await vault.send(.post, "/v1/subjects/batch", body: ["subjects": pending.map(\.row)])
-            let results = (try JSONSerialization.jsonObject(with: data) as? [String: Any])?["results"] as? [[String: Any]] ?? []
+            let results = try await vault.createSubjects(pending.map(\.row)).results
             guard results.count == pending.count else { throw CLIError("the vault answered a batch with \(results.count) results for \(pending.count) subjects") }
             for (item, result) in zip(pending, results) {
-                if let error = result["error"] as? [String: Any] {
-                    let code = error["code"] as? String ?? "error"
-                    if code == "subject_exists" {
+                if let error = result.error {
+                    if error.code == .subjectExists {
                         progress.present += 1
                     } else {
                         progress.rejected += 1
-                        rejected.append("line \(item.line): \(code): \(error["message"] as? String ?? "")")
+                        rejected.append("line \(item.line): \(error.code.rawValue): \(Terminal.escape(error.message))")
                     }
                 } else {
                     progress.imported += 1
@@ -69,7 +66,7 @@ struct ImportCommand: AsyncParsableCommand {
                 guard header?.first == "external_ref" else { throw CLIError("'\(file)': the first column of the header must be external_ref") }
                 continue
             }
-            let row: Row?
+            let row: CreateSubjectRequest?
             if kind == "csv" {
                 let cells = CSV.split(line)
                 if cells.count != header!.count {
@@ -78,11 +75,10 @@ struct ImportCommand: AsyncParsableCommand {
                 } else {
                     var fields: [String: String] = [:]
                     for (name, cell) in zip(header!.dropFirst(), cells.dropFirst()) where !cell.isEmpty { fields[name] = cell }
-                    row = Row(externalRef: cells[0], fields: fields)
+                    row = CreateSubjectRequest(externalRef: cells[0], fields: fields)
                 }
-            } else if let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                      let ref = object["external_ref"] as? String, let fields = object["fields"] as? [String: String] {
-                row = Row(externalRef: ref, fields: fields)
+            } else if let object = try? RequestDecoding.decode(CreateSubjectRequest.self, from: Data(line.utf8)) {
+                row = object
             } else {
                 row = nil
                 rejected.append("line \(lineNumber): malformed_row: expected {\"external_ref\":\"…\",\"fields\":{\"name\":\"value\",…}}")

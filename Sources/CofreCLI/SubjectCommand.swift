@@ -1,4 +1,6 @@
 import ArgumentParser
+import CofreAPI
+import CofreClient
 import CofreCore
 import Foundation
 
@@ -31,16 +33,18 @@ struct SubjectCommand: AsyncParsableCommand {
         func run() async throws {
             guard ["full", "simple"].contains(format) else { throw CLIError("--format must be full or simple") }
             try checkSubject(subject)
-            let vault = try VaultClient(client)
-            let query = format == "simple" ? [("format", "simple")] : []
-            let path = "/v1/subjects/\(subject)/export"
+            let simple = format == "simple"
             guard let out else {
-                try await vault.download(path, query: query, to: FileHandle.standardOutput)
+                try await VaultConnection.with(client) { vault in
+                    try await vault.streamExport(subject: subject, simple: simple) { FileHandle.standardOutput.write($0) }
+                }
                 print("")
                 return
             }
             // The file holds personal data in clear: only its owner may read it, and nothing planted redirects it.
-            try await PrivateFile.write(to: out, force: force) { handle in try await vault.download(path, query: query, to: handle) }
+            try await PrivateFile.write(to: out, force: force) { handle in
+                try await VaultConnection.with(client) { vault in try await vault.streamExport(subject: subject, simple: simple) { handle.write($0) } }
+            }
             FileHandle.standardError.write(Data("Exported \(subject) to \(out) (mode 0600: it contains personal data).\n".utf8))
         }
     }
@@ -56,27 +60,27 @@ struct SubjectCommand: AsyncParsableCommand {
 
         func run() async throws {
             try checkSubject(subject)
-            let vault = try VaultClient(client)
-            if !yes {
-                guard isatty(STDIN_FILENO) == 1 else {
-                    throw CLIError("refusing to erase without confirmation: standard input is not a terminal; pass --yes")
+            // The connection settings are checked before the DPO is asked anything.
+            let r = try await VaultConnection.with(client) { vault in
+                if !yes {
+                    guard isatty(STDIN_FILENO) == 1 else {
+                        throw CLIError("refusing to erase without confirmation: standard input is not a terminal; pass --yes")
+                    }
+                    print("Erasing \(subject) destroys the keys of every field no legal retention covers; it cannot be undone.")
+                    print("Type the subject id to confirm: ", terminator: "")
+                    guard readLine()?.trimmingCharacters(in: .whitespaces) == subject else { throw CLIError("not confirmed; nothing was erased") }
                 }
-                print("Erasing \(subject) destroys the keys of every field no legal retention covers; it cannot be undone.")
-                print("Type the subject id to confirm: ", terminator: "")
-                guard readLine()?.trimmingCharacters(in: .whitespaces) == subject else { throw CLIError("not confirmed; nothing was erased") }
+                return try await vault.erase(subject: subject, reason: reason, ticket: ticket)
             }
-            struct Body: Encodable { let reason: String; let ticket: String }
-            let data = try await vault.send(.post, "/v1/subjects/\(subject)/erase", body: Body(reason: reason, ticket: ticket))
             if client.json {
-                print(String(decoding: data, as: UTF8.self))
+                print(try VaultConnection.json(r))
                 return
             }
-            let r = try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
-            print("Erasure receipt for \(r["subject"] ?? subject) — ticket \(r["ticket"] ?? ""), at \(r["erased_at"] ?? ""), by \(r["requested_by"] ?? "")")
+            print("Erasure receipt for \(r.subject) — ticket \(Terminal.escape(r.ticket)), at \(WireJSON.formatDate(r.erasedAt)), by \(Terminal.escape(r.requestedBy))")
             print(pad("FIELD", 14) + pad("OUTCOME", 10) + pad("KEPT FOR", 16) + pad("LEGAL BASIS", 20) + "UNTIL")
-            for f in r["fields"] as? [[String: Any]] ?? [] {
-                print(pad(f["field"] as? String ?? "", 14) + pad(f["outcome"] as? String ?? "", 10) + pad(f["purpose"] as? String ?? "-", 16)
-                      + pad(f["legal_basis"] as? String ?? "-", 20) + (f["until"] as? String ?? "-"))
+            for f in r.fields {
+                print(pad(Terminal.escape(f.field), 14) + pad(f.outcome.rawValue, 10) + pad(Terminal.escape(f.purpose ?? "-"), 16)
+                      + pad(Terminal.escape(f.legalBasis ?? "-"), 20) + (f.until.map(WireJSON.formatDate) ?? "-"))
             }
         }
     }
@@ -88,21 +92,13 @@ struct ConsentCommand: AsyncParsableCommand {
         commandName: "consent", abstract: "Show, grant or revoke a subject's consent (DPO; COFRE_TOKEN, COFRE_ADDR).",
         subcommands: [Show.self, Grant.self, Revoke.self])
 
-    struct Body: Encodable {
-        let status: String
-        let channel: String?
-        let evidence: String?
-        let notice_version: String?
-    }
-
     /// Records one ledger event and reports it.
-    static func record(_ client: ClientOptions, subject: String, purpose: String, _ body: Body, done: String) async throws {
+    static func record(_ client: ClientOptions, subject: String, purpose: String, _ body: ConsentRequest, done: String) async throws {
         try checkSubject(subject)
         try checkPurpose(purpose)
-        let data = try await VaultClient(client).send(.put, "/v1/subjects/\(subject)/consents/\(purpose)", body: body)
-        if client.json { print(String(decoding: data, as: UTF8.self)); return }
-        let seq = (try? JSONSerialization.jsonObject(with: data) as? [String: Any])?["seq"] ?? "?"
-        print("Consent \(done) for \(purpose) (event #\(seq)).")
+        let event = try await VaultConnection.with(client) { vault in try await vault.recordConsent(subject: subject, purpose: purpose, body) }
+        if client.json { print(try VaultConnection.json(event)); return }
+        print("Consent \(done) for \(purpose) (event #\(event.seq)).")
     }
 
     struct Show: AsyncParsableCommand {
@@ -112,18 +108,14 @@ struct ConsentCommand: AsyncParsableCommand {
 
         func run() async throws {
             try checkSubject(subject)
-            let data = try await VaultClient(client).send(.get, "/v1/subjects/\(subject)/consents")
-            if client.json { print(String(decoding: data, as: UTF8.self)); return }
-            let r = try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
-            let purposes = r["purposes"] as? [String: [String: Any]] ?? [:]
+            let r = try await VaultConnection.with(client) { vault in try await vault.consents(subject: subject) }
+            if client.json { print(try VaultConnection.json(r)); return }
             print(pad("PURPOSE", 22) + pad("LEGAL BASIS", 22) + pad("CONSENT", 10) + "OBJECTION")
-            for name in purposes.keys.sorted() {
-                let p = purposes[name]!
-                print(pad(name, 22) + pad(p["legal_basis"] as? String ?? "", 22) + pad(p["consent"] as? String ?? "", 10)
-                      + ((p["objection"] as? Bool ?? false) ? "yes" : "no"))
-                for e in p["history"] as? [[String: Any]] ?? [] {
-                    print("    #\(e["seq"] ?? "") \(e["recorded_at"] ?? "") \(e["status"] ?? "") by \(e["recorded_by"] ?? "")"
-                          + ((e["channel"] as? String).map { " via \($0)" } ?? "") + ((e["notice_version"] as? String).map { ", notice \($0)" } ?? ""))
+            for (name, p) in r.purposes.sorted(by: { $0.key < $1.key }) {
+                print(pad(Terminal.escape(name), 22) + pad(p.legalBasis.rawValue, 22) + pad(p.consent.rawValue, 10) + (p.objection ? "yes" : "no"))
+                for e in p.history {
+                    print("    #\(e.seq) \(WireJSON.formatDate(e.recordedAt)) \(e.status.rawValue) by \(Terminal.escape(e.recordedBy))"
+                          + (e.channel.map { " via \(Terminal.escape($0))" } ?? "") + (e.noticeVersion.map { ", notice \(Terminal.escape($0))" } ?? ""))
                 }
             }
         }
@@ -140,7 +132,7 @@ struct ConsentCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await ConsentCommand.record(client, subject: subject, purpose: purpose,
-                                            Body(status: "granted", channel: channel, evidence: evidence, notice_version: noticeVersion),
+                                            ConsentRequest(status: "granted", channel: channel, evidence: evidence, noticeVersion: noticeVersion),
                                             done: "granted")
         }
     }
@@ -155,7 +147,7 @@ struct ConsentCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await ConsentCommand.record(client, subject: subject, purpose: purpose,
-                                            Body(status: "revoked", channel: channel, evidence: evidence, notice_version: nil), done: "revoked")
+                                            ConsentRequest(status: "revoked", channel: channel, evidence: evidence), done: "revoked")
         }
     }
 }

@@ -6,7 +6,7 @@ public import Foundation
 /// It holds identifiers, names and codes only: never a personal value, a key or a credential.
 /// Tokens and looked-up values appear only as `ref`, a keyed hash.
 public struct AuditDraft: Sendable, Equatable {
-    public enum Decision: String, Sendable, Codable { case allow, deny }
+    public typealias Decision = AuditDecision
 
     public var time: Date
     public var service: String

@@ -3,11 +3,8 @@ public import Foundation
 /// One entry of the append-only consent and objection ledger (LGPD Art. 8, Art. 18 §2).
 public struct ConsentRecord: Sendable, Equatable {
     /// Consent applies to purposes on the `consent` basis; objection to all others.
-    public enum Kind: String, Sendable, Codable { case consent, objection }
-    public enum Status: String, Sendable, Codable {
-        case granted, revoked     // consent
-        case objected, withdrawn  // objection
-    }
+    public typealias Kind = ConsentKind
+    public typealias Status = ConsentStatus
 
     public let id: String
     public let subject: String

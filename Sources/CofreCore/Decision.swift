@@ -1,17 +1,6 @@
 public import Foundation
 
-/// Why a reveal was refused, with the contract's codes (CONTRACT §4).
-public enum DenialCode: String, Sendable, CaseIterable, Codable {
-    case purposeNotAllowed = "purpose_not_allowed"
-    case fieldNotAllowed = "field_not_allowed"
-    case consentMissing = "consent_missing"
-    case consentRevoked = "consent_revoked"
-    case objection
-    case subjectBlocked = "subject_blocked"
-    case subjectErased = "subject_erased"
-    case tokenUnknown = "token_unknown"
-    case tokenExpired = "token_expired"
-
+extension DenialCode {
     /// A short explanation that names rules, never values.
     public var message: String {
         switch self {
@@ -26,11 +15,6 @@ public enum DenialCode: String, Sendable, CaseIterable, Codable {
         case .tokenExpired: "the token has expired"
         }
     }
-}
-
-/// The subject's latest consent event for one purpose.
-public enum ConsentState: String, Sendable, Equatable, CaseIterable {
-    case none, granted, revoked
 }
 
 /// Whether a field can be read at all, after erasure requests.

@@ -1,14 +1,12 @@
 import Foundation
 
 /// The value types a policy field can have; each validates and normalises its input.
-public enum FieldType: String, Sendable, CaseIterable, Codable {
+extension FieldType {
     /// Any value, of any type, is at most this many bytes of UTF-8 (a text field: 4,096 characters).
     public static let maxBytes = 16_384
 
-    case text, cpf, email, phone, date, decimal
-
     /// The error code for a value that fails this type, e.g. `invalid_cpf`.
-    public var invalidCode: VaultError.Code { .init("invalid_\(rawValue)") }
+    public var invalidCode: VaultError.Code { .invalid(self) }
 
     /// Validates `raw` and returns its canonical form, the one stored, indexed and revealed.
     /// Errors name the field and the rule, never the value.

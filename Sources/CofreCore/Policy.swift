@@ -26,15 +26,7 @@ public struct FieldSpec: Sendable, Equatable {
     }
 }
 
-/// LGPD Art. 7 legal bases that Cofre understands.
-public enum LegalBasis: String, Sendable, CaseIterable {
-    case consent                                  // Art. 7 I
-    case legalObligation = "legal_obligation"     // Art. 7 II
-    case contract                                 // Art. 7 V
-    case exerciseOfRights = "exercise_of_rights"  // Art. 7 VI
-    case legitimateInterest = "legitimate_interest" // Art. 7 IX
-    case creditProtection = "credit_protection"   // Art. 7 X
-
+extension LegalBasis {
     /// Whether a subject's objection (Art. 18 §2) can stop processing on this basis.
     public var objectionBlocks: Bool {
         switch self {
@@ -42,11 +34,6 @@ public enum LegalBasis: String, Sendable, CaseIterable {
         case .contract, .legitimateInterest, .creditProtection: true
         }
     }
-}
-
-/// How much of a value a purpose may see.
-public enum RevealLevel: String, Sendable, CaseIterable, Codable {
-    case plain, masked, redacted
 }
 
 /// A specific, stated use of personal data (LGPD Art. 6 I).
@@ -64,11 +51,6 @@ public struct Purpose: Sendable, Equatable {
         self.fields = fields
         self.retentionDays = retentionDays
     }
-}
-
-/// The roles of CONTRACT §2; no role can do another's work.
-public enum Role: String, Sendable, CaseIterable, Codable {
-    case service, dpo, auditor
 }
 
 /// What one named caller may do.

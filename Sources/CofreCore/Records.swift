@@ -3,7 +3,7 @@ public import Foundation
 /// A data subject (the debtor). Holds no personal value: the external reference is kept only as a keyed hash.
 public struct SubjectRecord: Sendable, Equatable {
     /// `erasing`: an erasure has begun; no write is accepted any more, reads still see the fields.
-    public enum Status: String, Sendable { case active, erasing, erased }
+    public typealias Status = SubjectStatus
     public let id: String
     public let externalRefHash: String
     public let createdAt: Date
@@ -24,7 +24,7 @@ public struct SubjectRecord: Sendable, Equatable {
 /// this version (`field:NAME:ATTEMPT`), so racing writers never share a key; nil on fields stored
 /// before 0.7, whose key group is the field's name.
 public struct FieldRecord: Sendable, Equatable {
-    public enum Status: String, Sendable { case active, blocked, erased }
+    public typealias Status = FieldStatus
     public let subject: String
     public let field: String
     public let type: FieldType

@@ -22,20 +22,20 @@ extension Vault {
 
     /// Checks the caller's role (and `tokenize`, and a purpose named in the path) before anything of the
     /// request is validated: a wrong caller gets the same 403 whatever it sent, and the refusal is audited.
-    public func authorize(_ p: Principal, _ access: Access, action: String, subject: String? = nil, requestID: String?) async throws(VaultError) {
+    public func authorize(_ p: Principal, _ access: Access, action: AuditAction, subject: String? = nil, requestID: String?) async throws(VaultError) {
         var allowed = access.roles.contains(p.role)
         if allowed, p.role == .service, access.tokenize, !p.policy.tokenize { allowed = false }
         if allowed, p.role == .service, let purpose = access.servicePurpose, !p.policy.purposes.contains(purpose) { allowed = false }
         guard allowed else {
             throw await refuse(VaultError(.forbidden, .forbidden, "this caller may not do this"),
                                audit: draft(p, action: action, requestID: requestID, subject: subject,
-                                            purposeName: access.servicePurpose, decision: .deny, code: "forbidden"))
+                                            purposeName: access.servicePurpose, decision: .deny, code: ErrorCode.forbidden.rawValue))
         }
     }
 
     /// Takes `count` units of the caller's quota of `kind`; past it, audits one refusal (one event per
     /// refused call, however many tokens it carried) and answers 429 with `Retry-After`.
-    func enforceQuota(_ p: Principal, _ kind: RateLimiter.Kind, count: Int, action: String, subject: String? = nil,
+    func enforceQuota(_ p: Principal, _ kind: RateLimiter.Kind, count: Int, action: AuditAction, subject: String? = nil,
                       purpose: Purpose? = nil, fields: [String] = [], requestID: String?) async throws(VaultError) {
         let perMinute = switch kind {
         case .reveals: p.policy.quota.revealsPerMinute
@@ -61,7 +61,7 @@ extension Vault {
         VaultMetrics.bulkReveal(service: p.name)
         logger.warning("bulk reveal: a service revealed far more this minute than its hourly average",
                        metadata: ["service": "\(p.name)", "count": "\(alert.count)", "hourly_average": "\(Int(alert.average.rounded()))"])
-        var a = draft(p, action: "bulk_reveal", requestID: requestID, decision: .allow, code: "bulk_reveal")
+        var a = draft(p, action: .bulkReveal, requestID: requestID, decision: .allow, code: "bulk_reveal")
         a.role = "system"
         a.target = "count_\(alert.count)_avg_\(Int(alert.average.rounded()))_factor_\(p.policy.quota.bulkRevealFactor)"
         do { try await store.appendAudit([a]) } catch {

@@ -13,22 +13,9 @@ public struct AuditVerification: Sendable, Equatable {
     public var reason: String? { broken.first?.reason }
 }
 
-/// A statement by the vault that its log held `seq` events ending in `head` at `time`, with a MAC
-/// under the audit key. An auditor keeps it outside the vault and later checks the log against it.
-public struct AuditCheckpoint: Sendable, Equatable, Codable {
-    public let seq: Int64
-    public let head: String
-    public let time: Date
-    public let mac: String
-
-    public init(seq: Int64, head: String, time: Date, mac: String) {
-        self.seq = seq
-        self.head = head
-        self.time = time
-        self.mac = mac
-    }
-}
-
+/// A checkpoint (`AuditCheckpoint`, declared in CofreAPI) is a statement by the vault that its log held
+/// `seq` events ending in `head` at `time`, with a MAC under the audit key. An auditor keeps it outside
+/// the vault and later checks the log against it.
 extension AuditChain {
     func checkpointMAC(seq: Int64, head: String, time: Date) -> String {
         Identifiers.hex(Digest.hmacSHA256(key: key, AssociatedData(["cofre.checkpoint.v1", String(seq), head, String(Self.millis(time))]).bytes))
@@ -38,10 +25,10 @@ extension AuditChain {
 extension Vault {
     public static let auditPageLimit = 1000
 
-    func requireAuditor(_ p: Principal, action: String, requestID: String?) async throws(VaultError) {
+    func requireAuditor(_ p: Principal, action: AuditAction, requestID: String?) async throws(VaultError) {
         guard p.role == .auditor else {
             throw await refuse(VaultError(.forbidden, .forbidden, "only an auditor may read the audit log"),
-                               audit: draft(p, action: action, requestID: requestID, decision: .deny, code: "forbidden"))
+                               audit: draft(p, action: action, requestID: requestID, decision: .deny, code: ErrorCode.forbidden.rawValue))
         }
     }
 
@@ -57,7 +44,7 @@ extension Vault {
     /// `GET /v1/audit/events`: filtered events, oldest first, and the cursor for the next page.
     /// A `token` filter is turned into its keyed reference here; the token itself is never stored.
     public func auditEvents(_ p: Principal, query: AuditQuery, token: String?, requestID: String?) async throws(VaultError) -> AuditPage {
-        try await requireAuditor(p, action: "audit.read", requestID: requestID)
+        try await requireAuditor(p, action: .auditRead, requestID: requestID)
         guard (1...Self.auditPageLimit).contains(query.limit) else {
             throw VaultError.badRequest("'limit' must be from 1 to \(Self.auditPageLimit)")
         }
@@ -70,7 +57,7 @@ extension Vault {
             let bound = min(q.through ?? head, head)
             q.through = bound
             let events = try await store.auditEvents(q)
-            var read = draft(p, action: "audit.read", requestID: requestID, subject: q.subject, decision: .allow)
+            var read = draft(p, action: .auditRead, requestID: requestID, subject: q.subject, decision: .allow)
             // A filter is recorded only when it names something the policy knows; else as a keyed hash.
             read.target = q.service.map { policy.services[$0] == nil ? unknownName($0) : $0 }
             try await store.appendAudit([read])
@@ -87,7 +74,7 @@ extension Vault {
         if let c = checkpoint {
             let expected = chain.checkpointMAC(seq: c.seq, head: c.head, time: c.time)
             guard Digest.constantTimeEquals(Array(expected.utf8), Array(c.mac.utf8)) else {
-                throw VaultError(.unprocessable, .init("checkpoint_invalid"), "the checkpoint was not issued by this vault or was altered")
+                throw VaultError(.unprocessable, .checkpointInvalid, "the checkpoint was not issued by this vault or was altered")
             }
         }
         var state: (expected: Int64, previous: String) = (1, AuditChain.genesis)
@@ -123,10 +110,10 @@ extension Vault {
 
     /// `GET /v1/audit/verify`, for an auditor; the verification itself is then audited.
     public func verifyAudit(_ p: Principal, checkpoint: AuditCheckpoint?, requestID: String?) async throws(VaultError) -> AuditVerification {
-        try await requireAuditor(p, action: "audit.verify", requestID: requestID)
+        try await requireAuditor(p, action: .auditVerify, requestID: requestID)
         do {
             let result = try await verifyAudit(checkpoint: checkpoint)
-            try await store.appendAudit([draft(p, action: "audit.verify", requestID: requestID, decision: .allow,
+            try await store.appendAudit([draft(p, action: .auditVerify, requestID: requestID, decision: .allow,
                                                code: result.ok ? nil : "chain_broken_at_\(result.firstBadSeq ?? 0)_ranges_\(result.broken.count)")])
             return result
         } catch {
@@ -136,9 +123,9 @@ extension Vault {
 
     /// `GET /v1/audit/checkpoint`: the current head, MAC'd, after recording the request itself.
     public func checkpoint(_ p: Principal, requestID: String?) async throws(VaultError) -> AuditCheckpoint {
-        try await requireAuditor(p, action: "audit.checkpoint", requestID: requestID)
+        try await requireAuditor(p, action: .auditCheckpoint, requestID: requestID)
         do {
-            try await store.appendAudit([draft(p, action: "audit.checkpoint", requestID: requestID, decision: .allow)])
+            try await store.appendAudit([draft(p, action: .auditCheckpoint, requestID: requestID, decision: .allow)])
             // The head as it stands now (it includes the event just written).
             let last = try await store.lastAuditEvent()
             let at = Date(timeIntervalSince1970: Double(AuditChain.millis(now)) / 1000)

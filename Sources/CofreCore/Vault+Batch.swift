@@ -27,11 +27,11 @@ extension Vault {
     /// subject is then its own `WriteBatch`, and group commit carries them in a few data-store
     /// transactions. An existing `external_ref` is `subject_exists` carrying the existing subject.
     public func createSubjects(_ p: Principal, _ items: [BatchSubject], requestID: String?) async throws(VaultError) -> [BatchResult] {
-        try await requireTokenize(p, action: "subject.create", requestID: requestID)
+        try await requireTokenize(p, action: .subjectCreate, requestID: requestID)
         guard !items.isEmpty, items.count <= Self.maxSubjectsPerBatch else {
             throw VaultError.badRequest("'subjects' must list 1 to \(Self.maxSubjectsPerBatch) subjects")
         }
-        try await enforceQuota(p, .writes, count: items.count, action: "subject.create", requestID: requestID)
+        try await enforceQuota(p, .writes, count: items.count, action: .subjectCreate, requestID: requestID)
 
         // Validate and seal each on its own: a bad subject fails alone.
         var prepared: [(index: Int, record: SubjectRecord, sealed: Sealed, names: [String])] = []
@@ -65,7 +65,7 @@ extension Vault {
                 let batch = WriteBatch(
                     [.expectExternalRefFree(item.record.externalRefHash), .insertSubject(item.record)] + item.sealed.fields.map { .putField($0) }
                         + [.insertTokens(item.sealed.tokens), .insertIndex(item.sealed.index)],
-                    audit: [draft(p, action: "subject.create", requestID: requestID, subject: item.record.id, fields: item.names, decision: .allow)])
+                    audit: [draft(p, action: .subjectCreate, requestID: requestID, subject: item.record.id, fields: item.names, decision: .allow)])
                 group.addTask {
                     do {
                         _ = try await self.store.commit(batch)
@@ -89,7 +89,7 @@ extension Vault {
             }
             if let e = error as? StoreError, e.certainlyNotCommitted { abandoned += item.sealed.keys.map(\.id) }
             if let e = error as? StoreError, e.code == .exists {
-                var refused = draft(p, action: "subject.create", requestID: requestID, fields: item.names, decision: .deny, code: "subject_exists")
+                var refused = draft(p, action: .subjectCreate, requestID: requestID, fields: item.names, decision: .deny, code: ErrorCode.subjectExists.rawValue)
                 refused.subject = e.subject
                 refusals.append(refused)
                 results[item.index] = BatchResult(externalRef: ref, created: nil, error: VaultError(

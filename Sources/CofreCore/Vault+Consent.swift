@@ -51,7 +51,7 @@ extension Vault {
 
     func purposeOrNotFound(_ name: String) throws(VaultError) -> Purpose {
         guard let purpose = policy.purposes[name] else {
-            throw VaultError(.notFound, .init("purpose_unknown"), "no such purpose in the policy")
+            throw VaultError(.notFound, .purposeUnknown, "no such purpose in the policy")
         }
         return purpose
     }
@@ -71,16 +71,16 @@ extension Vault {
 
     /// `PUT /v1/subjects/{subject}/consents/{purpose}`: appends a grant or a revocation (LGPD Art. 8).
     public func recordConsent(_ p: Principal, subject: String, purpose name: String, _ input: ConsentInput, requestID: String?) async throws(VaultError) -> ConsentView {
-        let action = "consent.\(input.status == "revoked" ? "revoke" : "grant")"
+        let action: AuditAction = input.status == "revoked" ? .consentRevoke : .consentGrant
         guard p.role == .dpo || (p.role == .service && p.policy.purposes.contains(name)) else {
             throw await refuse(VaultError(.forbidden, .forbidden, "only the DPO or a service that holds the purpose may record its consent"),
                                audit: draft(p, action: action, requestID: requestID, subject: subject, purpose: policy.purposes[name],
-                                            purposeName: name, decision: .deny, code: "forbidden"))
+                                            purposeName: name, decision: .deny, code: ErrorCode.forbidden.rawValue))
         }
         if p.role == .service { try await enforceQuota(p, .writes, count: 1, action: action, subject: subject, requestID: requestID) }
         let purpose = try purposeOrNotFound(name)
         guard purpose.legalBasis == .consent else {
-            throw VaultError(.unprocessable, .init("consent_not_applicable"),
+            throw VaultError(.unprocessable, .consentNotApplicable,
                              "this purpose rests on \(purpose.legalBasis.rawValue), not consent; record an objection instead")
         }
         let status: ConsentRecord.Status
@@ -94,9 +94,9 @@ extension Vault {
         let channel = try Self.checkedText(input.channel, key: "channel", max: 64)
         // Consent must be provable (Art. 8 §2); revoking must stay free and easy (§5), so it needs neither.
         if status == .granted {
-            guard evidence != nil else { throw VaultError(.unprocessable, .init("evidence_required"), "a granted consent needs its evidence") }
+            guard evidence != nil else { throw VaultError(.unprocessable, .evidenceRequired, "a granted consent needs its evidence") }
             guard notice != nil else {
-                throw VaultError(.unprocessable, .init("notice_version_required"), "a granted consent needs the privacy notice version shown")
+                throw VaultError(.unprocessable, .noticeVersionRequired, "a granted consent needs the privacy notice version shown")
             }
         }
         return try await appendLedger(p, subject: subject, purpose: purpose, kind: .consent, status: status, channel: channel,
@@ -106,7 +106,7 @@ extension Vault {
     /// `PUT` and `DELETE /v1/subjects/{subject}/objections/{purpose}`: the subject objects (Art. 18 §2), or withdraws it.
     public func recordObjection(_ p: Principal, subject: String, purpose name: String, objected: Bool, _ input: ConsentInput,
                                 requestID: String?) async throws(VaultError) -> ConsentView {
-        let action = objected ? "objection.record" : "objection.withdraw"
+        let action: AuditAction = objected ? .objectionRecord : .objectionWithdraw
         // Objecting must be easy: any service that hears it, or the DPO, may record it. Withdrawing it
         // takes the DPO or a service that holds the purpose, with evidence.
         let mayAct = p.role == .dpo || (p.role == .service && (objected || p.policy.purposes.contains(name)))
@@ -114,25 +114,25 @@ extension Vault {
             throw await refuse(VaultError(.forbidden, .forbidden, objected ? "only the DPO or a service may record an objection"
                                           : "only the DPO or a service that holds the purpose may withdraw an objection"),
                                audit: draft(p, action: action, requestID: requestID, subject: subject, purposeName: name,
-                                            decision: .deny, code: "forbidden"))
+                                            decision: .deny, code: ErrorCode.forbidden.rawValue))
         }
         if p.role == .service { try await enforceQuota(p, .writes, count: 1, action: action, subject: subject, requestID: requestID) }
         let purpose = try purposeOrNotFound(name)
         guard purpose.legalBasis != .consent else {
-            throw VaultError(.unprocessable, .init("objection_not_applicable"),
+            throw VaultError(.unprocessable, .objectionNotApplicable,
                              "this purpose rests on consent; revoke the consent instead")
         }
         let evidence = try Self.checkedText(input.evidence, key: "evidence", max: 1024)
         let channel = try Self.checkedText(input.channel, key: "channel", max: 64)
         if !objected, evidence == nil {
-            throw VaultError(.unprocessable, .init("evidence_required"), "withdrawing an objection needs its evidence (what the subject said, and where)")
+            throw VaultError(.unprocessable, .evidenceRequired, "withdrawing an objection needs its evidence (what the subject said, and where)")
         }
         return try await appendLedger(p, subject: subject, purpose: purpose, kind: .objection, status: objected ? .objected : .withdrawn,
                                       channel: channel, evidence: evidence, notice: nil, action: action, requestID: requestID)
     }
 
     func appendLedger(_ p: Principal, subject: String, purpose: Purpose, kind: ConsentRecord.Kind, status: ConsentRecord.Status,
-                      channel: String?, evidence: String?, notice: String?, action: String, requestID: String?) async throws(VaultError) -> ConsentView {
+                      channel: String?, evidence: String?, notice: String?, action: AuditAction, requestID: String?) async throws(VaultError) -> ConsentView {
         guard Identifiers.isSubject(subject) else { throw VaultError.subjectNotFound }
         let at = now
         do {
@@ -145,7 +145,7 @@ extension Vault {
                 let key = try await dataKeys.getOrCreate(keyID, now: at)
                 // This key is shared by all of the subject's evidence: count its uses against the GCM limit.
                 guard try await dataKeys.store.reserveUses(keyID, count: 1, limit: DataKeys.maxUsesPerSharedKey) else {
-                    throw VaultError(.unavailable, .init("key_exhausted"), "the subject's evidence key reached its usage limit")
+                    throw VaultError(.unavailable, .keyExhausted, "the subject's evidence key reached its usage limit")
                 }
                 sealed = try Envelope.sealText(evidence, key: key, keyVersion: 1, context: evidenceContext(subject: subject, id: id))
             }
@@ -176,7 +176,7 @@ extension Vault {
     public func consents(_ p: Principal, subject: String, requestID: String?) async throws(VaultError) -> [PurposeConsents] {
         guard p.role == .dpo || p.role == .service else {
             throw await refuse(VaultError(.forbidden, .forbidden, "only the DPO or a service may read consents"),
-                               audit: draft(p, action: "consent.read", requestID: requestID, subject: subject, decision: .deny, code: "forbidden"))
+                               audit: draft(p, action: .consentRead, requestID: requestID, subject: subject, decision: .deny, code: ErrorCode.forbidden.rawValue))
         }
         guard Identifiers.isSubject(subject) else { throw VaultError.subjectNotFound }
         do {
@@ -185,7 +185,7 @@ extension Vault {
             let history = try await store.consentHistory(subject: subject).filter { r in visible.contains { $0.name == r.purpose } }
             let views = try await decryptLedger(history, subject: subject)
             let states = PurposeState.fold(history)
-            try await store.appendAudit([draft(p, action: "consent.read", requestID: requestID, subject: subject, decision: .allow)])
+            try await store.appendAudit([draft(p, action: .consentRead, requestID: requestID, subject: subject, decision: .allow)])
             return visible.map { purpose in
                 let s = states[purpose.name] ?? PurposeState()
                 return PurposeConsents(purpose: purpose.name, legalBasis: purpose.legalBasis, consent: s.consent, objection: s.objection,

@@ -26,13 +26,13 @@ extension Vault {
     /// Issues a new key for a service named in the policy. The key is returned once and never stored.
     public func issueServiceKey(service: String) async throws -> String {
         guard policy.services[service] != nil else {
-            throw VaultError(.notFound, .init("service_unknown"), "'\(service)' is not a service in the policy")
+            throw VaultError(.notFound, .serviceUnknown, "'\(service)' is not a service in the policy")
         }
         let key = try Identifiers.newServiceKey()
         let record = CredentialRecord(
             id: "cred_" + Identifiers.base32(try Random.bytes(10)), service: service, keyHash: Self.credentialHash(key),
             createdAt: now)
-        var a = draft(nil, action: "service.issue", requestID: nil, decision: .allow, ref: record.id)
+        var a = draft(nil, action: .serviceIssue, requestID: nil, decision: .allow, ref: record.id)
         a.target = service
         do {
             _ = try await store.commit(WriteBatch([.insertCredential(record)], audit: [a]))
@@ -45,11 +45,11 @@ extension Vault {
     /// Revokes every live key of a service; returns how many were revoked.
     public func revokeServiceKeys(service: String) async throws -> Int {
         guard policy.services[service] != nil else {
-            throw VaultError(.notFound, .init("service_unknown"), "'\(service)' is not a service in the policy")
+            throw VaultError(.notFound, .serviceUnknown, "'\(service)' is not a service in the policy")
         }
         do {
             let live = try await store.credentials().filter { $0.service == service && $0.revokedAt == nil }.map(\.id)
-            var audit = draft(nil, action: "service.revoke", requestID: nil, decision: .allow, code: "revoked_\(live.count)")
+            var audit = draft(nil, action: .serviceRevoke, requestID: nil, decision: .allow, code: "revoked_\(live.count)")
             audit.target = service
             _ = try await store.commit(WriteBatch([.revokeCredentials(ids: live, at: now)], audit: [audit]))
             return live.count

@@ -103,7 +103,7 @@ extension Vault {
         // Reclaim what this round (and any shred since the last) destroyed, so no key lingers in free space.
         try await dataKeys.store.compact()
         if result != KeySweepResult() {
-            var a = draft(nil, action: "keys.sweep", requestID: nil, decision: .allow,
+            var a = draft(nil, action: .keysSweep, requestID: nil, decision: .allow,
                           code: "superseded_\(result.superseded)_orphans_\(result.orphans)")
             a.service = "key-sweeper"
             a.role = "system"

@@ -24,7 +24,7 @@ public struct KeyStatus: Sendable {
 }
 
 extension Vault {
-    func operatorEvent(_ action: String, target: String?, code: String? = nil) -> AuditDraft {
+    func operatorEvent(_ action: AuditAction, target: String?, code: String? = nil) -> AuditDraft {
         var a = draft(nil, action: action, requestID: nil, decision: .allow, code: code)
         a.target = target
         return a
@@ -48,14 +48,14 @@ extension Vault {
     /// `cofre keys rotate`: a new primary KEK version; running servers pick it up on their next reload.
     public func rotateKEK() async throws -> UInt32 {
         let version = try dataKeys.provider.rotate()
-        try await store.appendAudit([operatorEvent("keys.rotate", target: "v\(version)")])
+        try await store.appendAudit([operatorEvent(.keysRotate, target: "v\(version)")])
         return version
     }
 
     /// `cofre keys rewrap`: every data key under the primary KEK, without decrypting a value.
     public func rewrapDataKeys(batchSize: Int, maxBatches: Int?) async throws -> (rewrapped: Int, remaining: Int) {
         let result = try await dataKeys.rewrap(batchSize: batchSize, maxBatches: maxBatches, now: now)
-        try await store.appendAudit([operatorEvent("keys.rewrap", target: "v\(dataKeys.ring.primaryVersion)",
+        try await store.appendAudit([operatorEvent(.keysRewrap, target: "v\(dataKeys.ring.primaryVersion)",
                                                    code: "rewrapped_\(result.rewrapped)_remaining_\(result.remaining)")])
         return result
     }
@@ -93,7 +93,7 @@ extension Vault {
             throw KeyRingError("v\(version) still wraps \(needed) data key(s); run `cofre keys rewrap` first")
         }
         let archived = try dataKeys.provider.retire(version)
-        try await store.appendAudit([operatorEvent("keys.retire", target: "v\(version)")])
+        try await store.appendAudit([operatorEvent(.keysRetire, target: "v\(version)")])
         return archived
     }
 
@@ -102,7 +102,7 @@ extension Vault {
     @discardableResult
     public func purgeKEK(_ version: UInt32) async throws -> String {
         let path = try dataKeys.provider.purge(version)
-        try await store.appendAudit([operatorEvent("keys.purge", target: "v\(version)")])
+        try await store.appendAudit([operatorEvent(.keysPurge, target: "v\(version)")])
         return path
     }
 }

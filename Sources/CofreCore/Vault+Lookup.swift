@@ -19,14 +19,14 @@ extension Vault {
         guard p.role == .service, p.policy.purposes.contains(purposeName), let purpose else {
             throw await refuse(
                 VaultError(.forbidden, .purposeNotAllowed, "this service does not hold that purpose"),
-                audit: draft(p, action: "lookup", requestID: requestID, fields: [field], purpose: purpose, purposeName: purposeName,
+                audit: draft(p, action: .lookup, requestID: requestID, fields: [field], purpose: purpose, purposeName: purposeName,
                              decision: .deny, code: DenialCode.purposeNotAllowed.rawValue))
         }
         // Every lookup, hit or miss, valid or not, counts against the caller's quota.
-        try await enforceQuota(p, .lookups, count: 1, action: "lookup", purpose: purpose, fields: [field], requestID: requestID)
+        try await enforceQuota(p, .lookups, count: 1, action: .lookup, purpose: purpose, fields: [field], requestID: requestID)
         guard let spec = policy.fields[field] else {
             throw await refuse(VaultError(.unprocessable, .fieldUnknown, "the field is not in the policy"),
-                               audit: draft(p, action: "lookup", requestID: requestID, fields: [field], purpose: purpose,
+                               audit: draft(p, action: .lookup, requestID: requestID, fields: [field], purpose: purpose,
                                             decision: .deny, code: VaultError.Code.fieldUnknown.rawValue))
         }
         // A lookup answers whether a value belongs to a subject: on a field the purpose shows masked or
@@ -35,11 +35,11 @@ extension Vault {
         guard purpose.fields[field] == .plain else {
             throw await refuse(
                 VaultError(.forbidden, .fieldNotAllowed, "a lookup needs the field at level 'plain' in the purpose", field: field),
-                audit: draft(p, action: "lookup", requestID: requestID, fields: [field], purpose: purpose,
+                audit: draft(p, action: .lookup, requestID: requestID, fields: [field], purpose: purpose,
                              decision: .deny, code: DenialCode.fieldNotAllowed.rawValue))
         }
         guard spec.searchable else {
-            throw VaultError(.unprocessable, .init("field_not_searchable"), "field '\(field)' is not searchable", field: field)
+            throw VaultError(.unprocessable, .fieldNotSearchable, "field '\(field)' is not searchable", field: field)
         }
         let normalized = try spec.type.normalize(value, field: field)
         let ref = chain.ref("lookup:\(field)", normalized)
@@ -73,9 +73,9 @@ extension Vault {
             let ambiguous = allowed.count > 1
             let code = ambiguous ? "ambiguous_match" : (reasons.first ?? "no_match")
             let error = ambiguous
-                ? VaultError(.conflict, .init("ambiguous_match"), "more than one subject matches; look up by a more specific field")
-                : VaultError(.notFound, .init("no_match"), "no subject matches")
-            throw await refuse(error, audit: draft(p, action: "lookup", requestID: requestID, fields: [field], purpose: purpose,
+                ? VaultError(.conflict, .ambiguousMatch, "more than one subject matches; look up by a more specific field")
+                : VaultError(.notFound, .noMatch, "no subject matches")
+            throw await refuse(error, audit: draft(p, action: .lookup, requestID: requestID, fields: [field], purpose: purpose,
                                                    decision: .deny, code: code, ref: ref))
         }
         let token: String
@@ -87,13 +87,13 @@ extension Vault {
             _ = try await store.commit(WriteBatch(
                 [.expectField(subject: match.subject, field: field, generation: match.generation, statuses: [.active, .blocked]),
                  .insertTokens([record])],
-                audit: [draft(p, action: "lookup", requestID: requestID, subject: match.subject, fields: [field], purpose: purpose,
+                audit: [draft(p, action: .lookup, requestID: requestID, subject: match.subject, fields: [field], purpose: purpose,
                               decision: .allow, ref: ref)]))
         } catch let error as StoreError where error.certainlyNotCommitted {
             // The field was corrected or erased since it was read: the value may no longer match.
-            throw await refuse(VaultError(.notFound, .init("no_match"), "no subject matches"),
-                               audit: draft(p, action: "lookup", requestID: requestID, fields: [field], purpose: purpose,
-                                            decision: .deny, code: "concurrent_update", ref: ref))
+            throw await refuse(VaultError(.notFound, .noMatch, "no subject matches"),
+                               audit: draft(p, action: .lookup, requestID: requestID, fields: [field], purpose: purpose,
+                                            decision: .deny, code: ErrorCode.concurrentUpdate.rawValue, ref: ref))
         } catch {
             throw mapStore(error)
         }

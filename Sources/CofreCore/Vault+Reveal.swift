@@ -20,7 +20,7 @@ extension Vault {
             VaultMetrics.decision(purpose: purposeName, policy: policy, denied: .purposeNotAllowed)
             throw await refuse(
                 VaultError(.forbidden, .purposeNotAllowed, "this service does not hold that purpose"),
-                audit: draft(p, action: "detokenize", requestID: requestID, purpose: purpose, purposeName: purposeName,
+                audit: draft(p, action: .detokenize, requestID: requestID, purpose: purpose, purposeName: purposeName,
                              decision: .deny, code: DenialCode.purposeNotAllowed.rawValue))
         }
         // Validated only once the caller is known to hold the purpose.
@@ -29,7 +29,7 @@ extension Vault {
             throw VaultError.badRequest("at most \(Self.maxTokensPerCall) tokens per call", code: .tooManyTokens)
         }
         // Each token is one reveal against the quota, denied or not.
-        try await enforceQuota(p, .reveals, count: tokens.count, action: "detokenize", purpose: purpose, requestID: requestID)
+        try await enforceQuota(p, .reveals, count: tokens.count, action: .detokenize, purpose: purpose, requestID: requestID)
 
         // Resolve tokens to fields; malformed tokens never reach the store.
         let hashes = tokens.map { Identifiers.isToken($0) ? tokenHash($0) : nil }
@@ -44,7 +44,7 @@ extension Vault {
         for d in decided {
             let code: String? = if case .deny(let c) = d.decision { c.rawValue } else { nil }
             VaultMetrics.decision(purpose: purposeName, policy: policy, denied: code.flatMap(DenialCode.init(rawValue:)))
-            audit.append(draft(p, action: "detokenize", requestID: requestID, subject: d.record?.subject,
+            audit.append(draft(p, action: .detokenize, requestID: requestID, subject: d.record?.subject,
                                fields: d.record.map { [$0.field] } ?? [], purpose: purpose,
                                decision: code == nil ? .allow : .deny, code: code, ref: chain.ref("token", d.token)))
             switch d.decision {

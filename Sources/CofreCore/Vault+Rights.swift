@@ -39,10 +39,10 @@ public struct SubjectExport: Sendable {
 extension Vault {
     static let exportPage = 1000
 
-    func requireDPO(_ p: Principal, action: String, subject: String, requestID: String?) async throws(VaultError) {
+    func requireDPO(_ p: Principal, action: AuditAction, subject: String, requestID: String?) async throws(VaultError) {
         guard p.role == .dpo else {
             throw await refuse(VaultError(.forbidden, .forbidden, "only the DPO may do this"),
-                               audit: draft(p, action: action, requestID: requestID, subject: subject, decision: .deny, code: "forbidden"))
+                               audit: draft(p, action: action, requestID: requestID, subject: subject, decision: .deny, code: ErrorCode.forbidden.rawValue))
         }
     }
 
@@ -55,7 +55,7 @@ extension Vault {
     /// (durably) before anything is returned. A field the vault holds as active or blocked whose key is
     /// missing (after a second, fresh read) is an integrity failure, never reported as erased.
     public func export(_ p: Principal, subject id: String, requestID: String?) async throws(VaultError) -> SubjectExport {
-        try await requireDPO(p, action: "subject.export", subject: id, requestID: requestID)
+        try await requireDPO(p, action: .subjectExport, subject: id, requestID: requestID)
         do {
             var fields: [SubjectExport.Field]?
             var subject: SubjectRecord?
@@ -91,7 +91,7 @@ extension Vault {
                 }
             let receipt = try await store.erasureReceipt(subject: id)
             let head = try await store.lastAuditEvent()?.seq ?? 0
-            try await store.appendAudit([draft(p, action: "subject.export", requestID: requestID, subject: id,
+            try await store.appendAudit([draft(p, action: .subjectExport, requestID: requestID, subject: id,
                                                fields: fields.filter { $0.value != nil }.map(\.field), decision: .allow)])
             return SubjectExport(generatedAt: now, subject: subject, fields: fields, consents: consents, purposes: purposes,
                                  erasure: receipt, historyThrough: head)
@@ -112,11 +112,11 @@ extension Vault {
 
     /// `?format=simple` (Art. 19 I): confirmation of processing and the field names, no values.
     public func exportSimple(_ p: Principal, subject id: String, requestID: String?) async throws(VaultError) -> (subject: SubjectRecord, fields: [String]) {
-        try await requireDPO(p, action: "subject.export", subject: id, requestID: requestID)
+        try await requireDPO(p, action: .subjectExport, subject: id, requestID: requestID)
         do {
             let subject = try await existingSubject(id)
             let names = try await store.fields(subject: id).filter { $0.status != .erased }.map(\.field)
-            var a = draft(p, action: "subject.export", requestID: requestID, subject: id, decision: .allow)
+            var a = draft(p, action: .subjectExport, requestID: requestID, subject: id, decision: .allow)
             a.target = "simple"
             try await store.appendAudit([a])
             return (subject, names)
@@ -146,7 +146,7 @@ extension Vault {
     /// in that transaction; after it, every key of the subject that no retained field needs (all
     /// generations, and any a failed write left behind) is destroyed, and the sweeper retries what fails.
     public func erase(_ p: Principal, subject id: String, reason: String, ticket: String, requestID: String?) async throws(VaultError) -> ErasureReceipt {
-        try await requireDPO(p, action: "subject.erase", subject: id, requestID: requestID)
+        try await requireDPO(p, action: .subjectErase, subject: id, requestID: requestID)
         guard let reason = try Self.checkedText(reason, key: "reason", max: 1000) else { throw VaultError.badRequest("'reason' is required") }
         guard let ticket = try Self.checkedText(ticket, key: "ticket", max: 200) else { throw VaultError.badRequest("'ticket' is required") }
         guard Identifiers.isSubject(id) else { throw VaultError.subjectNotFound }
@@ -155,7 +155,7 @@ extension Vault {
                 let status = try await store.snapshot(tokenHashes: [], subjects: [id]).subjects[id]
                 guard let status else { throw VaultError.subjectNotFound }
                 if status == .erased, let earlier = try await store.erasureReceipt(subject: id) {
-                    var a = draft(p, action: "subject.erase", requestID: requestID, subject: id, decision: .allow, code: "already_erased")
+                    var a = draft(p, action: .subjectErase, requestID: requestID, subject: id, decision: .allow, code: "already_erased")
                     a.target = earlier.ticket == ticket ? nil : "ticket_differs"
                     try await store.appendAudit([a])
                     await shredErased(subject: id)
@@ -185,14 +185,14 @@ extension Vault {
                         let until = at.addingTimeInterval(Double(keeper.retentionDays!) * 86400)
                         ops.append(.setFieldState(subject: id, field: r.field, status: .blocked, retainedFor: keeper.name, retainedUntil: until))
                         retained += 1
-                        outcomes.append(.init(field: r.field, outcome: "retained", purpose: keeper.name,
+                        outcomes.append(.init(field: r.field, outcome: .retained, purpose: keeper.name,
                                               legalBasis: keeper.legalBasis.rawValue, until: until))
                     } else {
                         ops += [.setFieldState(subject: id, field: r.field, status: .erased, retainedFor: nil, retainedUntil: nil),
                                 .deleteIndex(subject: id, field: r.field)]
                         if r.needsKey { shred.append(r.keyID) }
                         erased.append(r.field)
-                        outcomes.append(.init(field: r.field, outcome: "erased", purpose: nil, legalBasis: nil, until: nil))
+                        outcomes.append(.init(field: r.field, outcome: .erased, purpose: nil, legalBasis: nil, until: nil))
                     }
                 }
                 shred.append(DataKeyID(subject: id, group: Self.consentKeyGroup, generation: 1))
@@ -201,7 +201,7 @@ extension Vault {
                         .insertErasureReceipt(subject: id, at: at, json: String(decoding: try ErasureReceipt.encoder.encode(receipt), as: UTF8.self)),
                         .queueKeyShred(shred)]
                 do {
-                    _ = try await store.commit(WriteBatch(ops, audit: [draft(p, action: "subject.erase", requestID: requestID, subject: id,
+                    _ = try await store.commit(WriteBatch(ops, audit: [draft(p, action: .subjectErase, requestID: requestID, subject: id,
                                                                             fields: erased, decision: .allow)]))
                 } catch let e as StoreError where e.code == .conflict || e.code == .subjectGone {
                     continue  // another erasure finished first, or the fields moved: read again
@@ -248,7 +248,7 @@ extension Vault {
                         .deleteIndex(subject: subject, field: f.field)]
             }
             ops.append(.queueKeyShred(fields.map(\.keyID)))
-            var a = draft(nil, action: "retention.shred", requestID: nil, subject: subject, fields: fields.map(\.field).sorted(), decision: .allow)
+            var a = draft(nil, action: .retentionShred, requestID: nil, subject: subject, fields: fields.map(\.field).sorted(), decision: .allow)
             a.service = "retention-sweeper"
             a.role = "system"
             do {

@@ -9,11 +9,11 @@ extension Vault {
         public let tokens: [String: String]
     }
 
-    func requireTokenize(_ p: Principal, action: String, requestID: String?, subject: String? = nil) async throws(VaultError) {
+    func requireTokenize(_ p: Principal, action: AuditAction, requestID: String?, subject: String? = nil) async throws(VaultError) {
         guard p.role == .service, p.policy.tokenize else {
             throw await refuse(
                 VaultError(.forbidden, .forbidden, "this service may not store personal data"),
-                audit: draft(p, action: action, requestID: requestID, subject: subject, decision: .deny, code: "forbidden"))
+                audit: draft(p, action: action, requestID: requestID, subject: subject, decision: .deny, code: ErrorCode.forbidden.rawValue))
         }
     }
 
@@ -73,8 +73,8 @@ extension Vault {
 
     /// `POST /v1/subjects`: stores a new subject's fields and returns one token per field.
     public func createSubject(_ p: Principal, externalRef: String, fields raw: [String: String], requestID: String?) async throws(VaultError) -> CreatedSubject {
-        try await requireTokenize(p, action: "subject.create", requestID: requestID)
-        try await enforceQuota(p, .writes, count: 1, action: "subject.create", requestID: requestID)
+        try await requireTokenize(p, action: .subjectCreate, requestID: requestID)
+        try await enforceQuota(p, .writes, count: 1, action: .subjectCreate, requestID: requestID)
         let ref = try Self.checkedExternalRef(externalRef)
         let values = try normalize(raw)
         let subject: String
@@ -86,11 +86,11 @@ extension Vault {
         let batch = WriteBatch(
             [.expectExternalRefFree(refHash), .insertSubject(record)] + sealed.fields.map { .putField($0) }
                 + [.insertTokens(sealed.tokens), .insertIndex(sealed.index)],
-            audit: [draft(p, action: "subject.create", requestID: requestID, subject: subject, fields: names, decision: .allow)])
+            audit: [draft(p, action: .subjectCreate, requestID: requestID, subject: subject, fields: names, decision: .allow)])
         do {
             _ = try await commit(batch, storing: sealed.keys)
         } catch let error as StoreError where error.code == .exists {
-            var refused = draft(p, action: "subject.create", requestID: requestID, fields: names, decision: .deny, code: "subject_exists")
+            var refused = draft(p, action: .subjectCreate, requestID: requestID, fields: names, decision: .deny, code: ErrorCode.subjectExists.rawValue)
             refused.subject = error.subject
             throw await refuse(VaultError(.conflict, .subjectExists, "a subject with this external_ref already exists",
                                           existingSubject: error.subject), audit: refused)
@@ -105,7 +105,7 @@ extension Vault {
     /// One transaction compares every field's generation with the one read and swaps in the new version;
     /// the replaced version's key is queued in it and destroyed after the commit, so its old ciphertext
     /// is unreadable and its old tokens stop resolving. A lost race is retried, then answered 409.
-    public func putFields(_ p: Principal, subject: String, fields raw: [String: String], requestID: String?, action: String = "fields.put") async throws(VaultError) -> [String: String] {
+    public func putFields(_ p: Principal, subject: String, fields raw: [String: String], requestID: String?, action: AuditAction = .fieldsPut) async throws(VaultError) -> [String: String] {
         try await requireTokenize(p, action: action, requestID: requestID, subject: subject)
         try await enforceQuota(p, .writes, count: 1, action: action, subject: subject, requestID: requestID)
         guard Identifiers.isSubject(subject) else { throw VaultError.subjectNotFound }
@@ -145,7 +145,7 @@ extension Vault {
     }
     /// `POST /v1/tokenize`: sets or replaces one field and returns its new token.
     public func tokenize(_ p: Principal, subject: String, field: String, value: String, requestID: String?) async throws(VaultError) -> String {
-        let issued = try await putFields(p, subject: subject, fields: [field: value], requestID: requestID, action: "tokenize")
+        let issued = try await putFields(p, subject: subject, fields: [field: value], requestID: requestID, action: .tokenize)
         return issued[field]!
     }
 }

@@ -97,12 +97,12 @@ public final class Vault: Sendable {
 
     // MARK: audit helpers
 
-    func draft(_ principal: Principal?, action: String, requestID: String?, subject: String? = nil, fields: [String] = [],
+    func draft(_ principal: Principal?, action: AuditAction, requestID: String?, subject: String? = nil, fields: [String] = [],
                purpose: Purpose? = nil, purposeName: String? = nil, decision: AuditDraft.Decision, code: String? = nil,
                ref: String? = nil) -> AuditDraft {
         sanitized(AuditDraft(
             time: clock(), service: principal?.name ?? "operator", role: principal?.role.rawValue ?? "operator",
-            action: action, subject: subject, fields: fields, purpose: purpose?.name ?? purposeName,
+            action: action.rawValue, subject: subject, fields: fields, purpose: purpose?.name ?? purposeName,
             legalBasis: purpose?.legalBasis.rawValue, decision: decision, code: code, requestID: requestID, ref: ref))
     }
 

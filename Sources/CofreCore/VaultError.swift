@@ -1,34 +1,12 @@
+/// The interface's vocabulary (error codes, audit actions, wire enums) is part of the domain's surface.
+@_exported public import CofreAPI
+
 /// A failure the vault reports to its callers: a stable code, a safe message, and what kind of failure it is.
 ///
 /// Messages never hold a personal value, a token, a key or a credential: they name fields and rules only.
 public struct VaultError: Error, Sendable, CustomStringConvertible {
-    /// The contract's snake_case error code.
-    public struct Code: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
-        public let rawValue: String
-        public init(rawValue: String) { self.rawValue = rawValue }
-        public init(_ rawValue: String) { self.rawValue = rawValue }
-        public var description: String { rawValue }
-
-        public static let malformedRequest = Code("malformed_request")
-        public static let unauthenticated = Code("unauthenticated")
-        public static let forbidden = Code("forbidden")
-        public static let purposeNotAllowed = Code("purpose_not_allowed")
-        public static let notFound = Code("not_found")
-        public static let subjectNotFound = Code("subject_not_found")
-        public static let subjectExists = Code("subject_exists")
-        public static let subjectErased = Code("subject_erased")
-        public static let subjectBlocked = Code("subject_blocked")
-        public static let fieldUnknown = Code("field_unknown")
-        public static let bodyTooLarge = Code("body_too_large")
-        public static let tooManyTokens = Code("too_many_tokens")
-        public static let unavailable = Code("unavailable")
-        public static let auditUnavailable = Code("audit_unavailable")
-        public static let internalError = Code("internal_error")
-        public static let concurrentUpdate = Code("concurrent_update")
-        public static let rateLimited = Code("rate_limited")
-        public static let fieldNotAllowed = Code("field_not_allowed")
-        public static let integrityFailure = Code("integrity_failure")
-    }
+    /// The contract's snake_case error code, declared in CofreAPI.
+    public typealias Code = ErrorCode
 
     /// How the failure is classified; the HTTP layer maps each kind to one status.
     public enum Kind: Sendable {

@@ -183,29 +183,8 @@ extension VaultStore {
     }
 }
 
-/// The proof of an erasure (LGPD Art. 18 VI, Art. 16): what was erased, what was kept, why and until when.
-public struct ErasureReceipt: Sendable, Codable, Equatable {
-    public struct Outcome: Sendable, Codable, Equatable {
-        public let field: String
-        /// `erased` or `retained`.
-        public let outcome: String
-        public let purpose: String?
-        public let legalBasis: String?
-        public let until: Date?
-        enum CodingKeys: String, CodingKey { case field, outcome, purpose, legalBasis = "legal_basis", until }
-    }
-
-    public let subject: String
-    public let erasedAt: Date
-    public let requestedBy: String
-    public let reason: String
-    public let ticket: String
-    public let fields: [Outcome]
-
-    enum CodingKeys: String, CodingKey {
-        case subject, erasedAt = "erased_at", requestedBy = "requested_by", reason, ticket, fields
-    }
-
+/// The erasure receipt (declared in CofreAPI) as the stores keep it.
+extension ErasureReceipt {
     /// The stored form: sorted keys, dates in milliseconds, identical on every engine.
     public static let encoder: JSONEncoder = {
         let e = JSONEncoder()

@@ -1,73 +1,8 @@
+import CofreAPI
 import CofreCore
 import Foundation
 import HTTPTypes
 import Hummingbird
-
-/// An audit event as the auditor API shows it.
-struct AuditEventDTO: Encodable {
-    let seq: Int64
-    let time: Date
-    let service: String
-    let role: String
-    let action: String
-    let subject: String?
-    let fields: [String]
-    let purpose: String?
-    let legalBasis: String?
-    let decision: String
-    let code: String?
-    let requestID: String?
-    let ref: String?
-    let target: String?
-    let prevHash: String
-    let hash: String
-    enum CodingKeys: String, CodingKey {
-        case seq, time, service, role, action, subject, fields, purpose, legalBasis = "legal_basis", decision, code
-        case requestID = "request_id", ref, target, prevHash = "prev_hash", hash
-    }
-
-    init(_ e: AuditEvent) {
-        seq = e.seq
-        time = e.draft.time
-        service = e.draft.service
-        role = e.draft.role
-        action = e.draft.action
-        subject = e.draft.subject
-        fields = e.draft.fields
-        purpose = e.draft.purpose
-        legalBasis = e.draft.legalBasis
-        decision = e.draft.decision.rawValue
-        code = e.draft.code
-        requestID = e.draft.requestID
-        ref = e.draft.ref
-        target = e.draft.target
-        prevHash = e.prevHash
-        hash = e.hash
-    }
-}
-
-struct AuditEventsAnswer: Encodable {
-    let events: [AuditEventDTO]
-    /// Pass as `after` (with `through` = `head`) to read the next page; null on the last page.
-    let next: String?
-    /// The newest sequence number when the page was read.
-    let head: Int64
-}
-
-struct VerifyAnswer: Encodable {
-    struct Range: Encodable {
-        let from: Int64
-        let to: Int64
-        let reason: String
-    }
-    let ok: Bool
-    let events: Int64
-    let head: String
-    let firstBadSeq: Int64?
-    let reason: String?
-    let broken: [Range]
-    enum CodingKeys: String, CodingKey { case ok, events, head, firstBadSeq = "first_bad_seq", reason, broken }
-}
 
 /// The auditor's routes: events, verify, checkpoint.
 struct AuditAPI: Sendable {
@@ -79,7 +14,7 @@ struct AuditAPI: Sendable {
 
     func register(on router: Router<CofreRequestContext>) {
         router.get("/v1/audit/events") { request, context in
-            let principal = try await auth.authorize(request, context, .init(roles: [.auditor]), action: "audit.read")
+            let principal = try await auth.authorize(request, context, .init(roles: [.auditor]), action: .auditRead)
             let q = try Self.parameters(request, allowed: Self.eventFilters)
             var query = AuditQuery(subject: q["subject"], service: q["service"], purpose: q["purpose"], action: q["action"], ref: q["ref"])
             if let d = q["decision"] {
@@ -92,11 +27,11 @@ struct AuditAPI: Sendable {
             query.through = try q["through"].map { try Self.integer($0, "through") }
             query.limit = try q["limit"].map { Int(try Self.integer($0, "limit")) } ?? 100
             let page = try await vault.auditEvents(principal, query: query, token: q["token"], requestID: context.requestID)
-            return try VaultAPI.json(AuditEventsAnswer(events: page.events.map(AuditEventDTO.init), next: page.next.map(String.init),
-                                                       head: page.head))
+            return try VaultAPI.json(AuditEventsResponse(events: page.events.map(AuditEventResponse.init), next: page.next.map(String.init),
+                                                         head: page.head))
         }
         router.get("/v1/audit/verify") { request, context in
-            let principal = try await auth.authorize(request, context, .init(roles: [.auditor]), action: "audit.verify")
+            let principal = try await auth.authorize(request, context, .init(roles: [.auditor]), action: .auditVerify)
             let q = try Self.parameters(request, allowed: Self.verifyParameters)
             var checkpoint: AuditCheckpoint?
             if !q.isEmpty {
@@ -106,11 +41,11 @@ struct AuditAPI: Sendable {
                 checkpoint = AuditCheckpoint(seq: try Self.integer(seq, "checkpoint_seq"), head: head, time: try Self.date(time, "checkpoint_time"), mac: mac)
             }
             let r = try await vault.verifyAudit(principal, checkpoint: checkpoint, requestID: context.requestID)
-            return try VaultAPI.json(VerifyAnswer(ok: r.ok, events: r.events, head: r.head, firstBadSeq: r.firstBadSeq, reason: r.reason,
-                                                  broken: r.broken.map { .init(from: $0.from, to: $0.to, reason: $0.reason) }))
+            return try VaultAPI.json(VerifyResponse(ok: r.ok, events: r.events, head: r.head, firstBadSeq: r.firstBadSeq, reason: r.reason,
+                                                    broken: r.broken.map { .init(from: $0.from, to: $0.to, reason: $0.reason) }))
         }
         router.get("/v1/audit/checkpoint") { request, context in
-            let principal = try await auth.authorize(request, context, .init(roles: [.auditor]), action: "audit.checkpoint")
+            let principal = try await auth.authorize(request, context, .init(roles: [.auditor]), action: .auditCheckpoint)
             _ = try Self.parameters(request, allowed: [])
             return try VaultAPI.json(try await vault.checkpoint(principal, requestID: context.requestID))
         }
@@ -128,9 +63,7 @@ struct AuditAPI: Sendable {
     }
 
     static func date(_ s: String, _ name: String) throws -> Date {
-        let withFraction = ISO8601DateFormatter()
-        withFraction.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        if let d = withFraction.date(from: s) ?? ISO8601DateFormatter().date(from: s) { return d }
+        if let d = WireJSON.parseDate(s) { return d }
         throw VaultError.badRequest("'\(name)' must be an ISO 8601 time such as 2026-11-29T12:00:00Z")
     }
 

@@ -12,88 +12,87 @@ struct VaultAPI: Sendable {
     let vault: Vault
 
     func register(on router: Router<CofreRequestContext>) {
-        router.get("/healthz") { _, _ in try Self.json(StatusAnswer(status: "ok")) }
+        router.get("/healthz") { _, _ in try Self.json(StatusResponse(status: "ok")) }
         router.get("/metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                      body: .init(byteBuffer: ByteBuffer(bytes: MetricsExport.registry.emitToBuffer())))
         }
         router.get("/readyz") { _, context in
             guard await vault.isReady() else {
-                throw VaultError(.unavailable, .init("not_ready"), "the database, key ring or audit log is not usable")
+                throw VaultError(.unavailable, .notReady, "the database, key ring or audit log is not usable")
             }
-            return try Self.json(StatusAnswer(status: "ready"))
+            return try Self.json(StatusResponse(status: "ready"))
         }
         router.post("/v1/subjects") { request, context in
-            let principal = try await authorize(request, context, .init(roles: [.service], tokenize: true), action: "subject.create")
+            let principal = try await authorize(request, context, .init(roles: [.service], tokenize: true), action: .subjectCreate)
             let body = try await Self.decode(CreateSubjectRequest.self, request, context)
             let created = try await vault.createSubject(principal, externalRef: body.externalRef, fields: body.fields,
                                                         requestID: context.requestID)
-            return try Self.json(SubjectTokens(subject: created.subject, tokens: created.tokens), status: .created)
+            return try Self.json(CreateSubjectResponse(subject: created.subject, tokens: created.tokens), status: .created)
         }
         router.post("/v1/subjects/batch") { request, context in
-            let principal = try await authorize(request, context, .init(roles: [.service], tokenize: true), action: "subject.create")
+            let principal = try await authorize(request, context, .init(roles: [.service], tokenize: true), action: .subjectCreate)
             let body = try await Self.decode(BatchCreateRequest.self, request, context)
             let results = try await vault.createSubjects(principal, body.subjects.map { .init(externalRef: $0.externalRef, fields: $0.fields) },
                                                          requestID: context.requestID)
-            return try Self.json(BatchAnswer(results: results.map { r in
-                BatchItem(externalRef: r.externalRef, subject: r.created?.subject, tokens: r.created?.tokens,
-                          error: r.error.map { .init(code: $0.code.rawValue, message: $0.message, subject: $0.existingSubject) })
+            return try Self.json(BatchCreateResponse(results: results.map { r in
+                .init(externalRef: r.externalRef, subject: r.created?.subject, tokens: r.created?.tokens,
+                      error: r.error.map { .init(code: $0.code, message: $0.message, subject: $0.existingSubject) })
             }))
         }
         router.post("/v1/subjects/:subject/fields") { request, context in
             let subject = try context.parameters.require("subject")
-            let principal = try await authorize(request, context, .init(roles: [.service], tokenize: true), action: "fields.put", subject: subject)
+            let principal = try await authorize(request, context, .init(roles: [.service], tokenize: true), action: .fieldsPut, subject: subject)
             let body = try await Self.decode(PutFieldsRequest.self, request, context)
             let tokens = try await vault.putFields(principal, subject: subject, fields: body.fields, requestID: context.requestID)
-            return try Self.json(SubjectTokens(subject: subject, tokens: tokens))
+            return try Self.json(PutFieldsResponse(subject: subject, tokens: tokens))
         }
         router.post("/v1/tokenize") { request, context in
-            let principal = try await authorize(request, context, .init(roles: [.service], tokenize: true), action: "tokenize")
+            let principal = try await authorize(request, context, .init(roles: [.service], tokenize: true), action: .tokenize)
             let body = try await Self.decode(TokenizeRequest.self, request, context)
             let token = try await vault.tokenize(principal, subject: body.subject, field: body.field, value: body.value,
                                                  requestID: context.requestID)
-            return try Self.json(TokenAnswer(token: token))
+            return try Self.json(TokenizeResponse(token: token))
         }
         router.post("/v1/detokenize") { request, context in
-            let principal = try await authorize(request, context, .init(roles: [.service]), action: "detokenize")
+            let principal = try await authorize(request, context, .init(roles: [.service]), action: .detokenize)
             let body = try await Self.decode(DetokenizeRequest.self, request, context)
             let results = try await vault.detokenize(principal, purpose: body.purpose, tokens: body.tokens, requestID: context.requestID)
-            return try Self.json(RevealAnswer(results: results.map { r in
-                RevealItem(token: r.token, field: r.field, value: r.value, reveal: r.reveal?.rawValue,
-                           denied: r.denied.map { Denied(code: $0.rawValue, message: $0.message) })
+            return try Self.json(DetokenizeResponse(results: results.map { r in
+                .init(token: r.token, field: r.field, value: r.value, reveal: r.reveal,
+                      denied: r.denied.map { .init(code: $0, message: $0.message) })
             }))
         }
         router.post("/v1/lookup") { request, context in
-            let principal = try await authorize(request, context, .init(roles: [.service]), action: "lookup")
+            let principal = try await authorize(request, context, .init(roles: [.service]), action: .lookup)
             let body = try await Self.decode(LookupRequest.self, request, context)
             let found = try await vault.lookup(principal, purpose: body.purpose, field: body.field, value: body.value,
                                                requestID: context.requestID)
-            return try Self.json(LookupAnswer(subject: found.subject, token: found.token))
+            return try Self.json(LookupResponse(subject: found.subject, token: found.token))
         }
         router.get("/v1/subjects/:subject/consents") { request, context in
             let subject = try context.parameters.require("subject")
-            let principal = try await authorize(request, context, .init(roles: [.service, .dpo]), action: "consent.read", subject: subject)
+            let principal = try await authorize(request, context, .init(roles: [.service, .dpo]), action: .consentRead, subject: subject)
             _ = try AuditAPI.parameters(request, allowed: [])
             let all = try await vault.consents(principal, subject: subject, requestID: context.requestID)
-            var purposes: [String: PurposeConsentsDTO] = [:]
+            var purposes: [String: ConsentsResponse.PurposeState] = [:]
             for p in all {
-                purposes[p.purpose] = PurposeConsentsDTO(
-                    legalBasis: p.legalBasis.rawValue, consent: "\(p.consent)", objection: p.objection,
-                    objectionBlocks: p.objectionBlocks, history: p.history.map(ConsentEventDTO.init))
+                purposes[p.purpose] = .init(legalBasis: p.legalBasis, consent: p.consent, objection: p.objection,
+                                            objectionBlocks: p.objectionBlocks, history: p.history.map(ConsentEvent.init))
             }
-            return try Self.json(ConsentsAnswer(subject: subject, purposes: purposes))
+            return try Self.json(ConsentsResponse(subject: subject, purposes: purposes))
         }
         router.put("/v1/subjects/:subject/consents/:purpose") { request, context in
             let subject = try context.parameters.require("subject")
             let purpose = try context.parameters.require("purpose")
             let principal = try await authorize(request, context, .init(roles: [.service, .dpo], servicePurpose: purpose),
-                                                action: "consent.record", subject: subject)
+                                                action: .consentRecord, subject: subject)
             let body = try await Self.decode(ConsentRequest.self, request, context)
             let event = try await vault.recordConsent(
                 principal, subject: subject, purpose: purpose,
                 .init(status: body.status, channel: body.channel, evidence: body.evidence, noticeVersion: body.noticeVersion),
                 requestID: context.requestID)
-            return try Self.json(ConsentEventDTO(event))
+            return try Self.json(ConsentEvent(event))
         }
         for (method, objected) in [(HTTPRequest.Method.put, true), (.delete, false)] {
             router.on("/v1/subjects/:subject/objections/:purpose", method: method) { request, context in
@@ -101,19 +100,19 @@ struct VaultAPI: Sendable {
                 let purpose = try context.parameters.require("purpose")
                 // Anyone may record an objection; withdrawing it takes the DPO or a service holding the purpose.
                 let principal = try await authorize(request, context, .init(roles: [.service, .dpo], servicePurpose: objected ? nil : purpose),
-                                                    action: objected ? "objection.record" : "objection.withdraw", subject: subject)
+                                                    action: objected ? .objectionRecord : .objectionWithdraw, subject: subject)
                 let body = try await Self.decodeOptional(ConsentRequest.self, request, context)
                 let event = try await vault.recordObjection(
                     principal, subject: subject, purpose: purpose, objected: objected,
                     .init(channel: body?.channel, evidence: body?.evidence), requestID: context.requestID)
-                return try Self.json(ConsentEventDTO(event))
+                return try Self.json(ConsentEvent(event))
             }
         }
     }
 
     /// Authenticates, then checks the route's roles before anything of the request is read or validated
     /// (CONTRACT §4 v2): a wrong caller gets the same audited 403 whatever its body says.
-    func authorize(_ request: Request, _ context: CofreRequestContext, _ access: Vault.Access, action: String,
+    func authorize(_ request: Request, _ context: CofreRequestContext, _ access: Vault.Access, action: AuditAction,
                    subject: String? = nil) async throws -> Principal {
         let principal = try await authenticate(request)
         try await vault.authorize(principal, access, action: action, subject: subject, requestID: context.requestID)
@@ -164,7 +163,7 @@ struct VaultAPI: Sendable {
     }
 
     static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
-        let data = try JSONEncoder.cofre.encode(value)
+        let data = try WireJSON.encoder.encode(value)
         return Response(status: status, headers: [.contentType: "application/json; charset=utf-8"],
                         body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }

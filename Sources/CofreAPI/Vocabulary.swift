@@ -1,0 +1,204 @@
+/// The words of the interface, declared once: every wire string the vault sends or accepts is a raw
+/// value written out here, never a Swift case name, so renaming a case cannot change the API.
+/// The server, the domain, the CLI, the client and the tests all use these declarations.
+
+/// An error code of `{"error":{"code":…}}` (docs/reference.md, "Errors"). Every code the vault can
+/// answer is a static member and is listed in `all`; the README's error table is checked against it.
+public struct ErrorCode: RawRepresentable, Hashable, Sendable, Codable, CustomStringConvertible {
+    public let rawValue: String
+    public init(rawValue: String) { self.rawValue = rawValue }
+    public init(_ rawValue: String) { self.rawValue = rawValue }
+    public var description: String { rawValue }
+
+    public init(from decoder: any Decoder) throws { rawValue = try decoder.singleValueContainer().decode(String.self) }
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(rawValue)
+    }
+
+    // 400
+    public static let malformedRequest = ErrorCode("malformed_request")
+    public static let tooManyTokens = ErrorCode("too_many_tokens")
+    // 401, 403
+    public static let unauthenticated = ErrorCode("unauthenticated")
+    public static let forbidden = ErrorCode("forbidden")
+    public static let purposeNotAllowed = ErrorCode("purpose_not_allowed")
+    public static let fieldNotAllowed = ErrorCode("field_not_allowed")
+    // 404, 405
+    public static let notFound = ErrorCode("not_found")
+    public static let methodNotAllowed = ErrorCode("method_not_allowed")
+    public static let subjectNotFound = ErrorCode("subject_not_found")
+    public static let purposeUnknown = ErrorCode("purpose_unknown")
+    public static let noMatch = ErrorCode("no_match")
+    // 409
+    public static let subjectExists = ErrorCode("subject_exists")
+    public static let subjectErased = ErrorCode("subject_erased")
+    public static let subjectBlocked = ErrorCode("subject_blocked")
+    public static let concurrentUpdate = ErrorCode("concurrent_update")
+    public static let ambiguousMatch = ErrorCode("ambiguous_match")
+    // 413, 431
+    public static let bodyTooLarge = ErrorCode("body_too_large")
+    public static let headersTooLarge = ErrorCode("headers_too_large")
+    // 422
+    public static let fieldUnknown = ErrorCode("field_unknown")
+    public static let fieldNotSearchable = ErrorCode("field_not_searchable")
+    public static let checkpointInvalid = ErrorCode("checkpoint_invalid")
+    public static let consentNotApplicable = ErrorCode("consent_not_applicable")
+    public static let objectionNotApplicable = ErrorCode("objection_not_applicable")
+    public static let evidenceRequired = ErrorCode("evidence_required")
+    public static let noticeVersionRequired = ErrorCode("notice_version_required")
+    // 429
+    public static let rateLimited = ErrorCode("rate_limited")
+    // 500, 503
+    public static let internalError = ErrorCode("internal_error")
+    public static let unavailable = ErrorCode("unavailable")
+    public static let auditUnavailable = ErrorCode("audit_unavailable")
+    public static let notReady = ErrorCode("not_ready")
+    public static let integrityFailure = ErrorCode("integrity_failure")
+    public static let keyExhausted = ErrorCode("key_exhausted")
+    /// Operator commands only (`cofre service issue|revoke`): never answered over HTTP.
+    public static let serviceUnknown = ErrorCode("service_unknown")
+
+    /// `invalid_<type>`: a value that fails its field's type, e.g. `invalid_cpf`.
+    public static func invalid(_ type: FieldType) -> ErrorCode { ErrorCode("invalid_\(type.rawValue)") }
+
+    /// Every code the vault answers, the `invalid_<type>` family included.
+    public static var all: [ErrorCode] {
+        [.malformedRequest, .tooManyTokens, .unauthenticated, .forbidden, .purposeNotAllowed, .fieldNotAllowed,
+         .notFound, .methodNotAllowed, .subjectNotFound, .purposeUnknown, .noMatch,
+         .subjectExists, .subjectErased, .subjectBlocked, .concurrentUpdate, .ambiguousMatch,
+         .bodyTooLarge, .headersTooLarge,
+         .fieldUnknown, .fieldNotSearchable, .checkpointInvalid, .consentNotApplicable, .objectionNotApplicable,
+         .evidenceRequired, .noticeVersionRequired, .rateLimited,
+         .internalError, .unavailable, .auditUnavailable, .notReady, .integrityFailure, .keyExhausted]
+            + FieldType.allCases.map(invalid)
+    }
+}
+
+/// The `action` of an audit event (docs/reference.md, "The audit log"), declared once.
+public struct AuditAction: RawRepresentable, Hashable, Sendable, Codable, CustomStringConvertible {
+    public let rawValue: String
+    public init(rawValue: String) { self.rawValue = rawValue }
+    private init(_ rawValue: String) { self.rawValue = rawValue }
+    public var description: String { rawValue }
+
+    public init(from decoder: any Decoder) throws { rawValue = try decoder.singleValueContainer().decode(String.self) }
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(rawValue)
+    }
+
+    // Data plane (services)
+    public static let subjectCreate = AuditAction("subject.create")
+    public static let fieldsPut = AuditAction("fields.put")
+    public static let tokenize = AuditAction("tokenize")
+    public static let detokenize = AuditAction("detokenize")
+    public static let lookup = AuditAction("lookup")
+    public static let bulkReveal = AuditAction("bulk_reveal")
+    // Consent and objections (services, DPO)
+    public static let consentRead = AuditAction("consent.read")
+    /// A consent write refused before its body was read (the route's own check).
+    public static let consentRecord = AuditAction("consent.record")
+    public static let consentGrant = AuditAction("consent.grant")
+    public static let consentRevoke = AuditAction("consent.revoke")
+    public static let objectionRecord = AuditAction("objection.record")
+    public static let objectionWithdraw = AuditAction("objection.withdraw")
+    // Subject rights (DPO) and retention
+    public static let subjectExport = AuditAction("subject.export")
+    public static let subjectErase = AuditAction("subject.erase")
+    public static let retentionShred = AuditAction("retention.shred")
+    // Auditors
+    public static let auditRead = AuditAction("audit.read")
+    public static let auditVerify = AuditAction("audit.verify")
+    public static let auditCheckpoint = AuditAction("audit.checkpoint")
+    // Operator
+    public static let serviceIssue = AuditAction("service.issue")
+    public static let serviceRevoke = AuditAction("service.revoke")
+    public static let keysRotate = AuditAction("keys.rotate")
+    public static let keysRewrap = AuditAction("keys.rewrap")
+    public static let keysRetire = AuditAction("keys.retire")
+    public static let keysPurge = AuditAction("keys.purge")
+    public static let keysSweep = AuditAction("keys.sweep")
+
+    public static let all: [AuditAction] = [
+        .subjectCreate, .fieldsPut, .tokenize, .detokenize, .lookup, .bulkReveal,
+        .consentRead, .consentRecord, .consentGrant, .consentRevoke, .objectionRecord, .objectionWithdraw,
+        .subjectExport, .subjectErase, .retentionShred,
+        .auditRead, .auditVerify, .auditCheckpoint,
+        .serviceIssue, .serviceRevoke, .keysRotate, .keysRewrap, .keysRetire, .keysPurge, .keysSweep,
+    ]
+}
+
+/// Why one token of a reveal was refused.
+public enum DenialCode: String, Sendable, CaseIterable, Codable {
+    case purposeNotAllowed = "purpose_not_allowed"
+    case fieldNotAllowed = "field_not_allowed"
+    case consentMissing = "consent_missing"
+    case consentRevoked = "consent_revoked"
+    case objection = "objection"
+    case subjectBlocked = "subject_blocked"
+    case subjectErased = "subject_erased"
+    case tokenUnknown = "token_unknown"
+    case tokenExpired = "token_expired"
+}
+
+/// LGPD Art. 7 legal bases that Cofre understands.
+public enum LegalBasis: String, Sendable, CaseIterable, Codable {
+    case consent = "consent"                        // Art. 7 I
+    case legalObligation = "legal_obligation"       // Art. 7 II
+    case contract = "contract"                      // Art. 7 V
+    case exerciseOfRights = "exercise_of_rights"    // Art. 7 VI
+    case legitimateInterest = "legitimate_interest" // Art. 7 IX
+    case creditProtection = "credit_protection"     // Art. 7 X
+}
+
+/// How much of a value a purpose may see.
+public enum RevealLevel: String, Sendable, CaseIterable, Codable {
+    case plain = "plain", masked = "masked", redacted = "redacted"
+}
+
+/// Who a caller is; no role can do another's work.
+public enum Role: String, Sendable, CaseIterable, Codable {
+    case service = "service", dpo = "dpo", auditor = "auditor"
+}
+
+/// The value types a policy field can have.
+public enum FieldType: String, Sendable, CaseIterable, Codable {
+    case text = "text", cpf = "cpf", email = "email", phone = "phone", date = "date", decimal = "decimal"
+}
+
+/// The subject's latest consent for one purpose.
+public enum ConsentState: String, Sendable, Equatable, CaseIterable, Codable {
+    case none = "none", granted = "granted", revoked = "revoked"
+}
+
+/// An entry of the consent ledger is a consent (purposes on the `consent` basis) or an objection (all others).
+public enum ConsentKind: String, Sendable, CaseIterable, Codable {
+    case consent = "consent", objection = "objection"
+}
+
+/// The status a ledger entry records.
+public enum ConsentStatus: String, Sendable, CaseIterable, Codable {
+    case granted = "granted", revoked = "revoked"      // consent
+    case objected = "objected", withdrawn = "withdrawn" // objection
+}
+
+/// An audit event's decision.
+public enum AuditDecision: String, Sendable, CaseIterable, Codable {
+    case allow = "allow", deny = "deny"
+}
+
+/// A subject's life cycle; `erasing`: an erasure has begun and no write is accepted any more.
+public enum SubjectStatus: String, Sendable, CaseIterable, Codable {
+    case active = "active", erasing = "erasing", erased = "erased"
+}
+
+/// A stored field's state: `blocked` fields are kept after an erasure only for the retaining purpose.
+public enum FieldStatus: String, Sendable, CaseIterable, Codable {
+    case active = "active", blocked = "blocked", erased = "erased"
+}
+
+/// What an erasure did to one field.
+public enum ErasureOutcome: String, Sendable, CaseIterable, Codable {
+    case erased = "erased", retained = "retained"
+}

@@ -1,0 +1,348 @@
+public import AsyncHTTPClient
+public import CofreAPI
+public import Foundation
+public import NIOCore
+import NIOHTTP1
+
+/// A typed client of Cofre's HTTP API (docs/openapi.yaml), for services, the DPO and auditors.
+///
+/// Every route is one async method; a non-2xx answer throws `CofreClientError` with the vault's error
+/// code. Only what is safe to repeat is retried: reads (GET) after a connection failure or a 503, and
+/// any request whose connection could not be opened (it never reached the vault). Writes are never
+/// retried after they were sent: a consent, an objection or an erasure must not be recorded twice.
+///
+/// ```swift
+/// let vault = CofreClient(baseURL: "http://127.0.0.1:8200", key: key)
+/// let r = try await vault.detokenize(purpose: "collection-whatsapp", tokens: [token])
+/// ```
+public struct CofreClient: Sendable {
+    public let baseURL: String
+    private let key: String
+    private let http: HTTPClient
+    /// Extra attempts for a request that may safely be repeated.
+    public var retries: Int
+    /// The longest a single request may take (exports stream for longer: see `streamExport`).
+    public var timeout: TimeAmount
+
+    /// - Parameters:
+    ///   - baseURL: `http://host:port` or `https://…`, without a path.
+    ///   - key: the caller's key (`Authorization: Bearer`). Never logged, never in an error.
+    ///   - httpClient: defaults to `HTTPClient.shared`; pass your own to set connect timeouts or TLS.
+    public init(baseURL: String, key: String, httpClient: HTTPClient = .shared, retries: Int = 2, timeout: TimeAmount = .seconds(120)) {
+        var base = baseURL
+        while base.hasSuffix("/") { base.removeLast() }
+        self.baseURL = base
+        self.key = key
+        self.http = httpClient
+        self.retries = retries
+        self.timeout = timeout
+    }
+
+    // MARK: data plane (services)
+
+    public func createSubject(externalRef: String, fields: [String: String]) async throws(CofreClientError) -> CreateSubjectResponse {
+        try await send(.POST, "/v1/subjects", body: CreateSubjectRequest(externalRef: externalRef, fields: fields))
+    }
+
+    /// Up to 1000 subjects; each one succeeds or fails on its own (`BatchCreateResponse.Item.error`).
+    public func createSubjects(_ subjects: [CreateSubjectRequest]) async throws(CofreClientError) -> BatchCreateResponse {
+        try await send(.POST, "/v1/subjects/batch", body: BatchCreateRequest(subjects: subjects))
+    }
+
+    public func putFields(subject: String, fields: [String: String]) async throws(CofreClientError) -> PutFieldsResponse {
+        try await send(.POST, "/v1/subjects/\(try Self.segment(subject))/fields", body: PutFieldsRequest(fields: fields))
+    }
+
+    public func tokenize(subject: String, field: String, value: String) async throws(CofreClientError) -> String {
+        let r: TokenizeResponse = try await send(.POST, "/v1/tokenize", body: TokenizeRequest(subject: subject, field: field, value: value))
+        return r.token
+    }
+
+    /// One result per token, in order: a value (or its mask) or the reason it was refused.
+    public func detokenize(purpose: String, tokens: [String]) async throws(CofreClientError) -> [DetokenizeResponse.Result] {
+        let r: DetokenizeResponse = try await send(.POST, "/v1/detokenize", body: DetokenizeRequest(purpose: purpose, tokens: tokens))
+        return r.results
+    }
+
+    /// The subject whose `field` holds exactly `value`; `CofreClientError.code == .noMatch` when none does.
+    public func lookup(purpose: String, field: String, value: String) async throws(CofreClientError) -> LookupResponse {
+        try await send(.POST, "/v1/lookup", body: LookupRequest(purpose: purpose, field: field, value: value))
+    }
+
+    // MARK: consent and objections (services, DPO)
+
+    public func consents(subject: String) async throws(CofreClientError) -> ConsentsResponse {
+        try await send(.GET, "/v1/subjects/\(try Self.segment(subject))/consents")
+    }
+
+    public func recordConsent(subject: String, purpose: String, _ consent: ConsentRequest) async throws(CofreClientError) -> ConsentEvent {
+        try await send(.PUT, "/v1/subjects/\(try Self.segment(subject))/consents/\(try Self.segment(purpose))", body: consent)
+    }
+
+    public func recordObjection(subject: String, purpose: String, channel: String?, evidence: String?) async throws(CofreClientError) -> ConsentEvent {
+        try await send(.PUT, "/v1/subjects/\(try Self.segment(subject))/objections/\(try Self.segment(purpose))",
+                       body: ConsentRequest(channel: channel, evidence: evidence))
+    }
+
+    public func withdrawObjection(subject: String, purpose: String, evidence: String) async throws(CofreClientError) -> ConsentEvent {
+        try await send(.DELETE, "/v1/subjects/\(try Self.segment(subject))/objections/\(try Self.segment(purpose))",
+                       body: ConsentRequest(evidence: evidence))
+    }
+
+    // MARK: subject rights (DPO)
+
+    /// The whole export in memory. For a subject with a long access history, prefer `streamExport`.
+    public func export(subject: String) async throws(CofreClientError) -> ExportResponse {
+        try await send(.GET, "/v1/subjects/\(try Self.segment(subject))/export")
+    }
+
+    public func exportSimple(subject: String) async throws(CofreClientError) -> SimpleExportResponse {
+        try await send(.GET, "/v1/subjects/\(try Self.segment(subject))/export", query: [("format", "simple")])
+    }
+
+    /// The export's JSON bytes as they arrive, handed to `sink` chunk by chunk (never held whole).
+    public func streamExport(subject: String, simple: Bool = false, timeout: TimeAmount = .hours(1),
+                             into sink: (Data) async throws -> Void) async throws(CofreClientError) {
+        let path = "/v1/subjects/\(try Self.segment(subject))/export"
+        let request = try makeRequest(.GET, path, query: simple ? [("format", "simple")] : [], body: nil)
+        let response = try await execute(request, idempotent: true, timeout: timeout)
+        guard (200..<300).contains(response.status.code) else { throw await Self.failure(response) }
+        do {
+            for try await chunk in response.body { try await sink(Data(chunk.readableBytesView)) }
+        } catch let e as CofreClientError {
+            throw e
+        } catch {
+            throw CofreClientError(status: nil, code: CofreClientError.transport, message: "the export was interrupted (\(Self.describe(error)))")
+        }
+    }
+
+    public func erase(subject: String, reason: String, ticket: String) async throws(CofreClientError) -> ErasureReceipt {
+        try await send(.POST, "/v1/subjects/\(try Self.segment(subject))/erase", body: EraseRequest(reason: reason, ticket: ticket))
+    }
+
+    // MARK: audit (auditors)
+
+    /// One page of events, oldest first. Pass the page's `next` as `query.after` and its `head` as
+    /// `query.through` to read the following page of the same snapshot.
+    public func auditEvents(_ query: AuditEventsQuery = .init()) async throws(CofreClientError) -> AuditEventsResponse {
+        try await send(.GET, "/v1/audit/events", query: query.items)
+    }
+
+    /// Verifies the chain, and against `checkpoint` when given (a log cut back or rewritten before it).
+    public func verifyAudit(checkpoint: AuditCheckpoint? = nil) async throws(CofreClientError) -> VerifyResponse {
+        var query: [(String, String)] = []
+        if let c = checkpoint {
+            query = [("checkpoint_seq", String(c.seq)), ("checkpoint_head", c.head), ("checkpoint_time", WireJSON.formatDate(c.time)),
+                     ("checkpoint_mac", c.mac)]
+        }
+        return try await send(.GET, "/v1/audit/verify", query: query)
+    }
+
+    public func checkpoint() async throws(CofreClientError) -> AuditCheckpoint {
+        try await send(.GET, "/v1/audit/checkpoint")
+    }
+
+    // MARK: operations (anyone)
+
+    public func health() async throws(CofreClientError) -> StatusResponse { try await send(.GET, "/healthz", authenticated: false) }
+
+    /// Throws `CofreClientError` with `code == .notReady` when the vault cannot serve safely.
+    public func ready() async throws(CofreClientError) -> StatusResponse { try await send(.GET, "/readyz", authenticated: false) }
+
+    /// The OpenAPI document the vault serves, as JSON bytes.
+    public func openAPIDocument() async throws(CofreClientError) -> Data {
+        let request = try makeRequest(.GET, "/v1/openapi.json", query: [], body: nil, authenticated: false)
+        return try await collect(request, idempotent: true)
+    }
+
+    // MARK: transport
+
+    func send<T: Decodable>(_ method: HTTPMethod, _ path: String, query: [(String, String)] = [], body: (any Encodable)? = nil,
+                            authenticated: Bool = true) async throws(CofreClientError) -> T {
+        let request = try makeRequest(method, path, query: query, body: body, authenticated: authenticated)
+        let data = try await collect(request, idempotent: method == .GET)
+        do {
+            return try WireJSON.decoder.decode(T.self, from: data)
+        } catch {
+            throw CofreClientError(status: nil, code: CofreClientError.unexpectedAnswer,
+                                   message: "the vault's answer is not a \(T.self) (\(Self.describe(error)))")
+        }
+    }
+
+    func makeRequest(_ method: HTTPMethod, _ path: String, query: [(String, String)], body: (any Encodable)?,
+                     authenticated: Bool = true) throws(CofreClientError) -> HTTPClientRequest {
+        guard baseURL.hasPrefix("http://") || baseURL.hasPrefix("https://") else {
+            throw CofreClientError(status: nil, code: CofreClientError.transport, message: "the vault's address must start with http:// or https://")
+        }
+        var url = baseURL + path
+        if !query.isEmpty {
+            var allowed = CharacterSet.alphanumerics
+            allowed.insert(charactersIn: "-._~")
+            url += "?" + query.map { "\($0.0)=\($0.1.addingPercentEncoding(withAllowedCharacters: allowed) ?? "")" }.joined(separator: "&")
+        }
+        var request = HTTPClientRequest(url: url)
+        request.method = method
+        if authenticated { request.headers.add(name: "Authorization", value: "Bearer \(key)") }
+        request.headers.add(name: "Accept", value: "application/json")
+        if let body {
+            do {
+                request.headers.add(name: "Content-Type", value: "application/json")
+                request.body = .bytes(ByteBuffer(bytes: try WireJSON.encoder.encode(body)))
+            } catch {
+                throw CofreClientError(status: nil, code: .malformedRequest, message: "the request could not be encoded")
+            }
+        }
+        return request
+    }
+
+    func collect(_ request: HTTPClientRequest, idempotent: Bool) async throws(CofreClientError) -> Data {
+        let response = try await execute(request, idempotent: idempotent, timeout: timeout)
+        guard (200..<300).contains(response.status.code) else { throw await Self.failure(response) }
+        do {
+            return Data(try await response.body.collect(upTo: 256 << 20).readableBytesView)
+        } catch {
+            throw CofreClientError(status: Int(response.status.code), code: CofreClientError.transport,
+                                   message: "the answer was cut off (\(Self.describe(error)))")
+        }
+    }
+
+    /// Sends, retrying only what cannot do harm twice (see the type's documentation), with a growing pause.
+    func execute(_ request: HTTPClientRequest, idempotent: Bool, timeout: TimeAmount) async throws(CofreClientError) -> HTTPClientResponse {
+        var attempt = 0
+        while true {
+            do {
+                let response = try await http.execute(request, timeout: timeout)
+                if idempotent, response.status == .serviceUnavailable, attempt < retries {
+                    _ = try? await response.body.collect(upTo: 1 << 20)
+                } else {
+                    return response
+                }
+            } catch {
+                let neverSent = Self.isConnectFailure(error)
+                guard (idempotent || neverSent), attempt < retries else {
+                    throw CofreClientError(status: nil, code: CofreClientError.transport,
+                                           message: "cannot reach the vault at \(baseURL): \(Self.describe(error))")
+                }
+            }
+            attempt += 1
+            try? await Task.sleep(for: .milliseconds(200 * (1 << min(attempt, 5))))
+        }
+    }
+
+    static func failure(_ response: HTTPClientResponse) async -> CofreClientError {
+        let status = Int(response.status.code)
+        let data = (try? await response.body.collect(upTo: 1 << 20)).map { Data($0.readableBytesView) } ?? Data()
+        let requestID = response.headers.first(name: "X-Request-Id")
+        guard let e = try? WireJSON.decoder.decode(ErrorResponse.self, from: data) else {
+            return CofreClientError(status: status, code: CofreClientError.unexpectedAnswer,
+                                    message: "the vault answered \(status) without an error body", requestID: requestID)
+        }
+        var retryAfter: Int?
+        if let header = response.headers.first(name: "Retry-After") { retryAfter = Int(header) }
+        return CofreClientError(status: status, code: e.error.code, message: e.error.message, field: e.error.field,
+                                existingSubject: e.error.subject, requestID: e.error.requestID ?? requestID, retryAfter: retryAfter)
+    }
+
+    /// A path segment: refused rather than escaped when it holds anything a vault name never does.
+    static func segment(_ s: String) throws(CofreClientError) -> String {
+        let ok = !s.isEmpty && s.utf8.count <= 128 && s.unicodeScalars.allSatisfy {
+            ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || $0 == "-" || $0 == "_" || $0 == "."
+        } && s != "." && s != ".."
+        guard ok else { throw CofreClientError(status: nil, code: .malformedRequest, message: "not a valid identifier for a URL path") }
+        return s
+    }
+
+    static func isConnectFailure(_ error: any Error) -> Bool {
+        let text = "\(error)"
+        return text.contains("connectionRefused") || text.contains("Connection refused") || text.contains("connectTimeout")
+    }
+
+    static func describe(_ error: any Error) -> String {
+        let text = "\(error)"
+        if text.contains("connectionRefused") || text.contains("Connection refused") { return "connection refused" }
+        if text.contains("connectTimeout") || text.contains("deadlineExceeded") { return "timed out" }
+        if error is DecodingError { return "unexpected JSON" }
+        return "network error"
+    }
+}
+
+/// The filters of `GET /v1/audit/events`.
+public struct AuditEventsQuery: Sendable, Equatable {
+    public var subject: String?
+    public var service: String?
+    public var purpose: String?
+    public var action: String?
+    public var decision: AuditDecision?
+    public var since: Date?
+    public var until: Date?
+    /// A token: its events are found through its keyed reference.
+    public var token: String?
+    public var after: String?
+    public var through: String?
+    public var limit: Int?
+
+    public init(subject: String? = nil, service: String? = nil, purpose: String? = nil, action: String? = nil, decision: AuditDecision? = nil,
+                since: Date? = nil, until: Date? = nil, token: String? = nil, after: String? = nil, through: String? = nil, limit: Int? = nil) {
+        self.subject = subject
+        self.service = service
+        self.purpose = purpose
+        self.action = action
+        self.decision = decision
+        self.since = since
+        self.until = until
+        self.token = token
+        self.after = after
+        self.through = through
+        self.limit = limit
+    }
+
+    var items: [(String, String)] {
+        var q: [(String, String)] = []
+        func add(_ k: String, _ v: String?) { if let v { q.append((k, v)) } }
+        add("subject", subject)
+        add("service", service)
+        add("purpose", purpose)
+        add("action", action)
+        add("decision", decision?.rawValue)
+        add("since", since.map(WireJSON.formatDate))
+        add("until", until.map(WireJSON.formatDate))
+        add("token", token)
+        add("after", after)
+        add("through", through)
+        add("limit", limit.map(String.init))
+        return q
+    }
+}
+
+/// A failed call: the vault's answer (status and contract code), or a transport failure (`status` nil).
+public struct CofreClientError: Error, Sendable, CustomStringConvertible {
+    /// The vault could not be reached, or the answer was cut off.
+    public static let transport = ErrorCode("client_transport")
+    /// The vault answered something that is not the interface's JSON.
+    public static let unexpectedAnswer = ErrorCode("client_unexpected_answer")
+
+    public let status: Int?
+    public let code: ErrorCode
+    public let message: String
+    public let field: String?
+    /// For `subject_exists`: the subject that already holds the external reference.
+    public let existingSubject: String?
+    public let requestID: String?
+    /// For `rate_limited`: seconds to wait.
+    public let retryAfter: Int?
+
+    public init(status: Int?, code: ErrorCode, message: String, field: String? = nil, existingSubject: String? = nil,
+                requestID: String? = nil, retryAfter: Int? = nil) {
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+        self.existingSubject = existingSubject
+        self.requestID = requestID
+        self.retryAfter = retryAfter
+    }
+
+    public var description: String {
+        (status.map { "\($0) " } ?? "") + "\(code.rawValue): \(message)" + (requestID.map { " (request \($0))" } ?? "")
+    }
+}
