@@ -34,6 +34,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
@@ -101,13 +102,18 @@ let package = Package(
             name: "CofreHTTP",
             dependencies: [
                 "CofreCore",
+                "CofreCrypto",
                 "CofreAPI",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            // docs/openapi.yaml (linked here), compiled into the binary and served at /v1/openapi.json.
+            resources: [.embedInCode("openapi.yaml")],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -177,7 +183,7 @@ let package = Package(
         .testTarget(
             name: "CofreHTTPTests",
             dependencies: [
-                "CofreHTTP", "CofreCore", "CofreCrypto", "CofreSQLite", "CofreTestSupport",
+                "CofreHTTP", "CofreAPI", "CofreCore", "CofreCrypto", "CofreSQLite", "CofreTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

@@ -36,9 +36,8 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, Codable, CustomSt
     public static let subjectBlocked = ErrorCode("subject_blocked")
     public static let concurrentUpdate = ErrorCode("concurrent_update")
     public static let ambiguousMatch = ErrorCode("ambiguous_match")
-    // 413, 431
+    // 413
     public static let bodyTooLarge = ErrorCode("body_too_large")
-    public static let headersTooLarge = ErrorCode("headers_too_large")
     // 422
     public static let fieldUnknown = ErrorCode("field_unknown")
     public static let fieldNotSearchable = ErrorCode("field_not_searchable")
@@ -67,7 +66,7 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, Codable, CustomSt
         [.malformedRequest, .tooManyTokens, .unauthenticated, .forbidden, .purposeNotAllowed, .fieldNotAllowed,
          .notFound, .methodNotAllowed, .subjectNotFound, .purposeUnknown, .noMatch,
          .subjectExists, .subjectErased, .subjectBlocked, .concurrentUpdate, .ambiguousMatch,
-         .bodyTooLarge, .headersTooLarge,
+         .bodyTooLarge,
          .fieldUnknown, .fieldNotSearchable, .checkpointInvalid, .consentNotApplicable, .objectionNotApplicable,
          .evidenceRequired, .noticeVersionRequired, .rateLimited,
          .internalError, .unavailable, .auditUnavailable, .notReady, .integrityFailure, .keyExhausted]

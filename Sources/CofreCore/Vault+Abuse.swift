@@ -25,12 +25,34 @@ extension Vault {
     public func authorize(_ p: Principal, _ access: Access, action: AuditAction, subject: String? = nil, requestID: String?) async throws(VaultError) {
         var allowed = access.roles.contains(p.role)
         if allowed, p.role == .service, access.tokenize, !p.policy.tokenize { allowed = false }
-        if allowed, p.role == .service, let purpose = access.servicePurpose, !p.policy.purposes.contains(purpose) { allowed = false }
         guard allowed else {
             throw await refuse(VaultError(.forbidden, .forbidden, "this caller may not do this"),
                                audit: draft(p, action: action, requestID: requestID, subject: subject,
                                             purposeName: access.servicePurpose, decision: .deny, code: ErrorCode.forbidden.rawValue))
         }
+        if p.role == .service, let name = access.servicePurpose {
+            _ = try await purpose(name, for: p, mustHold: true, action: action, subject: subject, requestID: requestID)
+        }
+    }
+
+    /// A purpose the caller named: `404 purpose_unknown` when the policy has none by that name, and, when
+    /// `mustHold`, `403 purpose_not_allowed` for a service that does not hold it. Both refusals are
+    /// audited (an unknown name only as its keyed hash) and counted in the decision metric.
+    func purpose(_ name: String, for p: Principal, mustHold: Bool, action: AuditAction, subject: String? = nil, fields: [String] = [],
+                 requestID: String?) async throws(VaultError) -> Purpose {
+        guard let purpose = policy.purposes[name] else {
+            if action == .detokenize { VaultMetrics.decision(purpose: name, policy: policy, denied: .purposeNotAllowed) }
+            throw await refuse(VaultError(.notFound, .purposeUnknown, "no such purpose in the policy"),
+                               audit: draft(p, action: action, requestID: requestID, subject: subject, fields: fields, purposeName: name,
+                                            decision: .deny, code: ErrorCode.purposeUnknown.rawValue))
+        }
+        if mustHold, p.role == .service, !p.policy.purposes.contains(name) {
+            if action == .detokenize { VaultMetrics.decision(purpose: name, policy: policy, denied: .purposeNotAllowed) }
+            throw await refuse(VaultError(.forbidden, .purposeNotAllowed, "this service does not hold that purpose"),
+                               audit: draft(p, action: action, requestID: requestID, subject: subject, fields: fields, purpose: purpose,
+                                            decision: .deny, code: ErrorCode.purposeNotAllowed.rawValue))
+        }
+        return purpose
     }
 
     /// Takes `count` units of the caller's quota of `kind`; past it, audits one refusal (one event per

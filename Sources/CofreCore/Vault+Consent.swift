@@ -49,13 +49,6 @@ extension Vault {
         AssociatedData(["cofre.evidence.v1", subject, id])
     }
 
-    func purposeOrNotFound(_ name: String) throws(VaultError) -> Purpose {
-        guard let purpose = policy.purposes[name] else {
-            throw VaultError(.notFound, .purposeUnknown, "no such purpose in the policy")
-        }
-        return purpose
-    }
-
     /// A caller's free text (evidence, reason, ticket, channel, notice version): trimmed, at most `max`
     /// characters counted as Unicode scalars and at most 4×`max` bytes of UTF-8, no control characters.
     static func checkedText(_ value: String?, key: String, max: Int) throws(VaultError) -> String? {
@@ -72,13 +65,13 @@ extension Vault {
     /// `PUT /v1/subjects/{subject}/consents/{purpose}`: appends a grant or a revocation (LGPD Art. 8).
     public func recordConsent(_ p: Principal, subject: String, purpose name: String, _ input: ConsentInput, requestID: String?) async throws(VaultError) -> ConsentView {
         let action: AuditAction = input.status == "revoked" ? .consentRevoke : .consentGrant
-        guard p.role == .dpo || (p.role == .service && p.policy.purposes.contains(name)) else {
+        guard p.role == .dpo || p.role == .service else {
             throw await refuse(VaultError(.forbidden, .forbidden, "only the DPO or a service that holds the purpose may record its consent"),
                                audit: draft(p, action: action, requestID: requestID, subject: subject, purpose: policy.purposes[name],
                                             purposeName: name, decision: .deny, code: ErrorCode.forbidden.rawValue))
         }
+        let purpose = try await purpose(name, for: p, mustHold: true, action: action, subject: subject, requestID: requestID)
         if p.role == .service { try await enforceQuota(p, .writes, count: 1, action: action, subject: subject, requestID: requestID) }
-        let purpose = try purposeOrNotFound(name)
         guard purpose.legalBasis == .consent else {
             throw VaultError(.unprocessable, .consentNotApplicable,
                              "this purpose rests on \(purpose.legalBasis.rawValue), not consent; record an objection instead")
@@ -109,15 +102,14 @@ extension Vault {
         let action: AuditAction = objected ? .objectionRecord : .objectionWithdraw
         // Objecting must be easy: any service that hears it, or the DPO, may record it. Withdrawing it
         // takes the DPO or a service that holds the purpose, with evidence.
-        let mayAct = p.role == .dpo || (p.role == .service && (objected || p.policy.purposes.contains(name)))
-        guard mayAct else {
+        guard p.role == .dpo || p.role == .service else {
             throw await refuse(VaultError(.forbidden, .forbidden, objected ? "only the DPO or a service may record an objection"
                                           : "only the DPO or a service that holds the purpose may withdraw an objection"),
                                audit: draft(p, action: action, requestID: requestID, subject: subject, purposeName: name,
                                             decision: .deny, code: ErrorCode.forbidden.rawValue))
         }
+        let purpose = try await purpose(name, for: p, mustHold: !objected, action: action, subject: subject, requestID: requestID)
         if p.role == .service { try await enforceQuota(p, .writes, count: 1, action: action, subject: subject, requestID: requestID) }
-        let purpose = try purposeOrNotFound(name)
         guard purpose.legalBasis != .consent else {
             throw VaultError(.unprocessable, .objectionNotApplicable,
                              "this purpose rests on consent; revoke the consent instead")

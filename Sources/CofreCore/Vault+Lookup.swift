@@ -15,14 +15,13 @@ extension Vault {
     /// a denial that depends on the subject (consent, objection, erasure, blocking) answer the same 404
     /// after the same work, so a lookup cannot probe who is in the vault; the audit log keeps the real reason.
     public func lookup(_ p: Principal, purpose purposeName: String, field: String, value: String, requestID: String?) async throws(VaultError) -> LookupResult {
-        let purpose = policy.purposes[purposeName]
-        guard p.role == .service, p.policy.purposes.contains(purposeName), let purpose else {
-            throw await refuse(
-                VaultError(.forbidden, .purposeNotAllowed, "this service does not hold that purpose"),
-                audit: draft(p, action: .lookup, requestID: requestID, fields: [field], purpose: purpose, purposeName: purposeName,
-                             decision: .deny, code: DenialCode.purposeNotAllowed.rawValue))
+        guard p.role == .service else {
+            throw await refuse(VaultError(.forbidden, .forbidden, "this caller may not do this"),
+                               audit: draft(p, action: .lookup, requestID: requestID, purposeName: purposeName, decision: .deny,
+                                            code: ErrorCode.forbidden.rawValue))
         }
-        // Every lookup, hit or miss, valid or not, counts against the caller's quota.
+        let purpose = try await purpose(purposeName, for: p, mustHold: true, action: .lookup, fields: [field], requestID: requestID)
+        // Every lookup past the purpose check, hit or miss, valid or not, counts against the caller's quota.
         try await enforceQuota(p, .lookups, count: 1, action: .lookup, purpose: purpose, fields: [field], requestID: requestID)
         guard let spec = policy.fields[field] else {
             throw await refuse(VaultError(.unprocessable, .fieldUnknown, "the field is not in the policy"),

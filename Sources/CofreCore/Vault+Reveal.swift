@@ -15,14 +15,12 @@ extension Vault {
     /// `POST /v1/detokenize`: each token gets its own decision, and every decision is durably
     /// audited before any value is returned. A purpose the service does not hold fails the whole call.
     public func detokenize(_ p: Principal, purpose purposeName: String, tokens: [String], requestID: String?) async throws(VaultError) -> [RevealResult] {
-        let purpose = policy.purposes[purposeName]
-        guard p.role == .service, p.policy.purposes.contains(purposeName), let purpose else {
-            VaultMetrics.decision(purpose: purposeName, policy: policy, denied: .purposeNotAllowed)
-            throw await refuse(
-                VaultError(.forbidden, .purposeNotAllowed, "this service does not hold that purpose"),
-                audit: draft(p, action: .detokenize, requestID: requestID, purpose: purpose, purposeName: purposeName,
-                             decision: .deny, code: DenialCode.purposeNotAllowed.rawValue))
+        guard p.role == .service else {
+            throw await refuse(VaultError(.forbidden, .forbidden, "this caller may not do this"),
+                               audit: draft(p, action: .detokenize, requestID: requestID, purposeName: purposeName, decision: .deny,
+                                            code: ErrorCode.forbidden.rawValue))
         }
+        let purpose = try await purpose(purposeName, for: p, mustHold: true, action: .detokenize, requestID: requestID)
         // Validated only once the caller is known to hold the purpose.
         guard !tokens.isEmpty else { throw VaultError.badRequest("'tokens' must list at least one token") }
         guard tokens.count <= Self.maxTokensPerCall else {

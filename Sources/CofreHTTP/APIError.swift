@@ -8,6 +8,7 @@ import Logging
 /// Maps every error to the contract's JSON in one place. Messages are fixed texts: no SQL, no stack, no value.
 struct ErrorMiddleware: RouterMiddleware {
     typealias Context = CofreRequestContext
+    let routes: RouteTable
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
@@ -18,11 +19,17 @@ struct ErrorMiddleware: RouterMiddleware {
             if let retryAfter = e.retryAfter { response.headers[.retryAfter] = String(retryAfter) }
             return response
         } catch let e as any HTTPResponseError {
+            // A known path with another method: 405 with the methods it accepts.
+            if e.status == .notFound, let allow = routes.allow(for: request.uri.path) {
+                var response = Self.response(.methodNotAllowed, code: .methodNotAllowed, message: "method not allowed on this route",
+                                             context: context)
+                response.headers[.allow] = allow
+                return response
+            }
             let (code, message): (ErrorCode, String) = switch e.status.code {
             case 404: (.notFound, "no such route")
             case 405: (.methodNotAllowed, "method not allowed on this route")
             case 413: (.bodyTooLarge, "the request body exceeds 1 MiB")
-            case 431: (.headersTooLarge, "the request headers are too large")
             case 400: (.malformedRequest, "the request is malformed")
             default: (.internalError, "the request could not be served")
             }

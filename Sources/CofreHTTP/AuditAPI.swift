@@ -12,8 +12,8 @@ struct AuditAPI: Sendable {
     static let eventFilters: Set<String> = ["subject", "service", "purpose", "action", "decision", "since", "until", "after", "through", "limit", "token", "ref"]
     static let verifyParameters: Set<String> = ["checkpoint_seq", "checkpoint_head", "checkpoint_time", "checkpoint_mac"]
 
-    func register(on router: Router<CofreRequestContext>) {
-        router.get("/v1/audit/events") { request, context in
+    func register(on routes: RouteRecorder) {
+        routes.get("/v1/audit/events") { request, context in
             let principal = try await auth.authorize(request, context, .init(roles: [.auditor]), action: .auditRead)
             let q = try Self.parameters(request, allowed: Self.eventFilters)
             var query = AuditQuery(subject: q["subject"], service: q["service"], purpose: q["purpose"], action: q["action"], ref: q["ref"])
@@ -30,7 +30,7 @@ struct AuditAPI: Sendable {
             return try VaultAPI.json(AuditEventsResponse(events: page.events.map(AuditEventResponse.init), next: page.next.map(String.init),
                                                          head: page.head))
         }
-        router.get("/v1/audit/verify") { request, context in
+        routes.get("/v1/audit/verify") { request, context in
             let principal = try await auth.authorize(request, context, .init(roles: [.auditor]), action: .auditVerify)
             let q = try Self.parameters(request, allowed: Self.verifyParameters)
             var checkpoint: AuditCheckpoint?
@@ -44,7 +44,7 @@ struct AuditAPI: Sendable {
             return try VaultAPI.json(VerifyResponse(ok: r.ok, events: r.events, head: r.head, firstBadSeq: r.firstBadSeq, reason: r.reason,
                                                     broken: r.broken.map { .init(from: $0.from, to: $0.to, reason: $0.reason) }))
         }
-        router.get("/v1/audit/checkpoint") { request, context in
+        routes.get("/v1/audit/checkpoint") { request, context in
             let principal = try await auth.authorize(request, context, .init(roles: [.auditor]), action: .auditCheckpoint)
             _ = try Self.parameters(request, allowed: [])
             return try VaultAPI.json(try await vault.checkpoint(principal, requestID: context.requestID))

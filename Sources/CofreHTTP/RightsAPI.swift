@@ -10,8 +10,8 @@ struct RightsAPI: Sendable {
     let vault: Vault
     let auth: VaultAPI
 
-    func register(on router: Router<CofreRequestContext>) {
-        router.get("/v1/subjects/:subject/export") { request, context in
+    func register(on routes: RouteRecorder) {
+        routes.get("/v1/subjects/:subject/export") { request, context in
             let subject = try context.parameters.require("subject")
             let principal = try await auth.authorize(request, context, .init(roles: [.dpo]), action: .subjectExport, subject: subject)
             let q = try AuditAPI.parameters(request, allowed: ["format"])
@@ -27,7 +27,7 @@ struct RightsAPI: Sendable {
                 throw VaultError.badRequest("'format' must be full or simple")
             }
         }
-        router.post("/v1/subjects/:subject/erase") { request, context in
+        routes.post("/v1/subjects/:subject/erase") { request, context in
             let subject = try context.parameters.require("subject")
             let principal = try await auth.authorize(request, context, .init(roles: [.dpo]), action: .subjectErase, subject: subject)
             let body = try await VaultAPI.decode(EraseRequest.self, request, context)

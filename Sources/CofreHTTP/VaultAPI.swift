@@ -11,26 +11,30 @@ import Prometheus
 struct VaultAPI: Sendable {
     let vault: Vault
 
-    func register(on router: Router<CofreRequestContext>) {
-        router.get("/healthz") { _, _ in try Self.json(StatusResponse(status: "ok")) }
-        router.get("/metrics") { _, _ in
+    func register(on routes: RouteRecorder) {
+        routes.get("/healthz") { _, _ in try Self.json(StatusResponse(status: "ok")) }
+        routes.get("/metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                      body: .init(byteBuffer: ByteBuffer(bytes: MetricsExport.registry.emitToBuffer())))
         }
-        router.get("/readyz") { _, context in
+        routes.get("/v1/openapi.json") { _, _ in
+            Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"],
+                     body: .init(byteBuffer: ByteBuffer(bytes: OpenAPIDocument.json)))
+        }
+        routes.get("/readyz") { _, context in
             guard await vault.isReady() else {
                 throw VaultError(.unavailable, .notReady, "the database, key ring or audit log is not usable")
             }
             return try Self.json(StatusResponse(status: "ready"))
         }
-        router.post("/v1/subjects") { request, context in
+        routes.post("/v1/subjects") { request, context in
             let principal = try await authorize(request, context, .init(roles: [.service], tokenize: true), action: .subjectCreate)
             let body = try await Self.decode(CreateSubjectRequest.self, request, context)
             let created = try await vault.createSubject(principal, externalRef: body.externalRef, fields: body.fields,
                                                         requestID: context.requestID)
             return try Self.json(CreateSubjectResponse(subject: created.subject, tokens: created.tokens), status: .created)
         }
-        router.post("/v1/subjects/batch") { request, context in
+        routes.post("/v1/subjects/batch") { request, context in
             let principal = try await authorize(request, context, .init(roles: [.service], tokenize: true), action: .subjectCreate)
             let body = try await Self.decode(BatchCreateRequest.self, request, context)
             let results = try await vault.createSubjects(principal, body.subjects.map { .init(externalRef: $0.externalRef, fields: $0.fields) },
@@ -40,21 +44,21 @@ struct VaultAPI: Sendable {
                       error: r.error.map { .init(code: $0.code, message: $0.message, subject: $0.existingSubject) })
             }))
         }
-        router.post("/v1/subjects/:subject/fields") { request, context in
+        routes.post("/v1/subjects/:subject/fields") { request, context in
             let subject = try context.parameters.require("subject")
             let principal = try await authorize(request, context, .init(roles: [.service], tokenize: true), action: .fieldsPut, subject: subject)
             let body = try await Self.decode(PutFieldsRequest.self, request, context)
             let tokens = try await vault.putFields(principal, subject: subject, fields: body.fields, requestID: context.requestID)
             return try Self.json(PutFieldsResponse(subject: subject, tokens: tokens))
         }
-        router.post("/v1/tokenize") { request, context in
+        routes.post("/v1/tokenize") { request, context in
             let principal = try await authorize(request, context, .init(roles: [.service], tokenize: true), action: .tokenize)
             let body = try await Self.decode(TokenizeRequest.self, request, context)
             let token = try await vault.tokenize(principal, subject: body.subject, field: body.field, value: body.value,
                                                  requestID: context.requestID)
             return try Self.json(TokenizeResponse(token: token))
         }
-        router.post("/v1/detokenize") { request, context in
+        routes.post("/v1/detokenize") { request, context in
             let principal = try await authorize(request, context, .init(roles: [.service]), action: .detokenize)
             let body = try await Self.decode(DetokenizeRequest.self, request, context)
             let results = try await vault.detokenize(principal, purpose: body.purpose, tokens: body.tokens, requestID: context.requestID)
@@ -63,14 +67,14 @@ struct VaultAPI: Sendable {
                       denied: r.denied.map { .init(code: $0, message: $0.message) })
             }))
         }
-        router.post("/v1/lookup") { request, context in
+        routes.post("/v1/lookup") { request, context in
             let principal = try await authorize(request, context, .init(roles: [.service]), action: .lookup)
             let body = try await Self.decode(LookupRequest.self, request, context)
             let found = try await vault.lookup(principal, purpose: body.purpose, field: body.field, value: body.value,
                                                requestID: context.requestID)
             return try Self.json(LookupResponse(subject: found.subject, token: found.token))
         }
-        router.get("/v1/subjects/:subject/consents") { request, context in
+        routes.get("/v1/subjects/:subject/consents") { request, context in
             let subject = try context.parameters.require("subject")
             let principal = try await authorize(request, context, .init(roles: [.service, .dpo]), action: .consentRead, subject: subject)
             _ = try AuditAPI.parameters(request, allowed: [])
@@ -82,7 +86,7 @@ struct VaultAPI: Sendable {
             }
             return try Self.json(ConsentsResponse(subject: subject, purposes: purposes))
         }
-        router.put("/v1/subjects/:subject/consents/:purpose") { request, context in
+        routes.put("/v1/subjects/:subject/consents/:purpose") { request, context in
             let subject = try context.parameters.require("subject")
             let purpose = try context.parameters.require("purpose")
             let principal = try await authorize(request, context, .init(roles: [.service, .dpo], servicePurpose: purpose),
@@ -95,7 +99,7 @@ struct VaultAPI: Sendable {
             return try Self.json(ConsentEvent(event))
         }
         for (method, objected) in [(HTTPRequest.Method.put, true), (.delete, false)] {
-            router.on("/v1/subjects/:subject/objections/:purpose", method: method) { request, context in
+            routes.on("/v1/subjects/:subject/objections/:purpose", method: method) { request, context in
                 let subject = try context.parameters.require("subject")
                 let purpose = try context.parameters.require("purpose")
                 // Anyone may record an objection; withdrawing it takes the DPO or a service holding the purpose.

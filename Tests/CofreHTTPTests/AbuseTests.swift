@@ -1,3 +1,4 @@
+import CofreAPI
 import CofreCore
 import CofreTestSupport
 import Foundation
@@ -27,19 +28,19 @@ struct AbuseTests {
         let bot = try await tv.principal("whatsapp-bot").key
         try await withAPI(tv) { api in
             let c = try await api.createSubject(key: crm, ref: "crm-1", joao)
-            let s = c["subject"] as! String
-            _ = try await api.call(.put, "/v1/subjects/\(s)/consents/collection-whatsapp", key: bot, body: jsonText(grant))
+            let s = try c.subject
+            _ = try await api.send(.put, "/v1/subjects/\(s)/consents/collection-whatsapp", key: bot, grant)
             // collection-whatsapp shows the CPF masked (***.456.789-**): a lookup would undo the mask.
             for guess in ["123.456.789-09", "000.456.789-00"] {
-                let r = try await api.post("/v1/lookup", key: bot, ["purpose": "collection-whatsapp", "field": "cpf", "value": guess])
-                #expect(r.status == .forbidden && r.errorCode == "field_not_allowed", "\(r.raw)")
+                let r = try await api.lookup(key: bot, purpose: "collection-whatsapp", field: "cpf", value: guess)
+                #expect(r.status == .forbidden && r.errorCode == .fieldNotAllowed, "\(r.raw)")
             }
             // collection-call shows it masked to the CRM too; payment shows it plain, so the CRM may look it up there.
-            #expect(try await api.post("/v1/lookup", key: crm, ["purpose": "collection-call", "field": "cpf", "value": "123.456.789-09"]).status == .forbidden)
-            #expect(try await api.post("/v1/lookup", key: crm, ["purpose": "payment", "field": "cpf", "value": "123.456.789-09"]).status == .ok)
+            #expect(try await api.lookup(key: crm, purpose: "collection-call", field: "cpf", value: "123.456.789-09").status == .forbidden)
+            #expect(try await api.lookup(key: crm, purpose: "payment", field: "cpf", value: "123.456.789-09").status == .ok)
         }
-        let refused = try await tv.vault.store.auditEvents(AuditQuery(service: "whatsapp-bot", action: "lookup", limit: 10))
-        #expect(refused.count == 2 && refused.allSatisfy { $0.draft.code == "field_not_allowed" && $0.draft.decision == .deny })
+        let refused = try await tv.vault.store.auditEvents(AuditQuery(service: "whatsapp-bot", action: AuditAction.lookup.rawValue, limit: 10))
+        #expect(refused.count == 2 && refused.allSatisfy { $0.draft.code == ErrorCode.fieldNotAllowed.rawValue && $0.draft.decision == .deny })
     }
 
     @Test("lookups past the quota answer 429 with Retry-After, one audited refusal per call, and pass again after a minute")
@@ -51,18 +52,19 @@ struct AbuseTests {
             var statuses: [HTTPResponse.Status] = []
             var last: Answer?
             for i in 0..<8 {
-                last = try await api.post("/v1/lookup", key: crm, ["purpose": "payment", "field": "cpf", "value": "529.982.247-\(String(format: "%02d", i))"])
+                last = try await api.lookup(key: crm, purpose: "payment", field: "cpf", value: "529.982.247-\(String(format: "%02d", i))")
                 statuses.append(last!.status)
             }
             #expect(statuses.prefix(5).allSatisfy { $0 != .tooManyRequests })
             #expect(statuses.suffix(3).allSatisfy { $0 == .tooManyRequests })
-            #expect(last?.errorCode == "rate_limited")
+            #expect(last?.errorCode == .rateLimited)
             let m = try await api.call(.get, "/metrics")
             #expect(m.raw.contains("cofre_quota_refusals_total") && m.raw.contains("kind=\"lookups\""))
             tv.clock.advance(days: 61.0 / 86400)
-            #expect(try await api.post("/v1/lookup", key: crm, ["purpose": "payment", "field": "cpf", "value": "123.456.789-09"]).status == .ok)
+            #expect(try await api.lookup(key: crm, purpose: "payment", field: "cpf", value: "123.456.789-09").status == .ok)
         }
-        let refusals = try await tv.vault.store.auditEvents(AuditQuery(action: "lookup", decision: .deny, limit: 100)).filter { $0.draft.code == "rate_limited" }
+        let refusals = try await tv.vault.store.auditEvents(AuditQuery(action: AuditAction.lookup.rawValue, decision: .deny, limit: 100))
+            .filter { $0.draft.code == ErrorCode.rateLimited.rawValue }
         #expect(refusals.count == 3)
         #expect(tv.logs.text.contains("quota exceeded"))
     }
@@ -76,7 +78,7 @@ struct AbuseTests {
             let tokens = Array(t.values)
             #expect(try await api.detokenize(key: crm, purpose: "collection-call", Array(tokens.prefix(7))).status == .ok)
             let refused = try await api.detokenize(key: crm, purpose: "collection-call", Array(tokens.prefix(5)))
-            #expect(refused.status == .tooManyRequests && refused.errorCode == "rate_limited")
+            #expect(refused.status == .tooManyRequests && refused.errorCode == .rateLimited)
             let retry = try await api.detokenize(key: crm, purpose: "collection-call", Array(tokens.prefix(4)))
             let seconds = Int(retry.headers[.retryAfter] ?? "") ?? 0
             #expect(retry.status == .tooManyRequests && seconds >= 1 && seconds <= 60)
@@ -85,8 +87,8 @@ struct AbuseTests {
             #expect(try await api.createSubject(key: crm, ref: "crm-3", ["name": "Bia"]).status == .created)
             #expect(try await api.createSubject(key: crm, ref: "crm-4", ["name": "Cia"]).status == .tooManyRequests)
         }
-        let events = try await tv.vault.store.auditEvents(AuditQuery(action: "detokenize", limit: 100))
-        #expect(events.filter { $0.draft.code == "rate_limited" }.count == 2, "one event per refused call, not per token")
+        let events = try await tv.vault.store.auditEvents(AuditQuery(action: AuditAction.detokenize.rawValue, limit: 100))
+        #expect(events.filter { $0.draft.code == ErrorCode.rateLimited.rawValue }.count == 2, "one event per refused call, not per token")
     }
 
     @Test("a minute of reveals far above the service's hourly average raises a bulk_reveal event in the audit log")
@@ -104,10 +106,10 @@ struct AbuseTests {
                 #expect(try await api.detokenize(key: crm, purpose: "collection-call", Array(tokens.prefix(3))).status == .ok)
                 tv.clock.advance(days: 60.0 / 86400)
             }
-            #expect(try await tv.vault.store.auditEvents(AuditQuery(action: "bulk_reveal", limit: 10)).isEmpty)
+            #expect(try await tv.vault.store.auditEvents(AuditQuery(action: AuditAction.bulkReveal.rawValue, limit: 10)).isEmpty)
             // Then a drain: 120 values in one minute, 40× the average, still under the quota.
             for _ in 0..<1 { _ = try await api.detokenize(key: crm, purpose: "collection-call", tokens) }
-            let alerts = try await tv.vault.store.auditEvents(AuditQuery(action: "bulk_reveal", limit: 10))
+            let alerts = try await tv.vault.store.auditEvents(AuditQuery(action: AuditAction.bulkReveal.rawValue, limit: 10))
             #expect(alerts.count == 1 && alerts.first?.draft.service == "crm" && alerts.first?.draft.code == "bulk_reveal")
             let m = try await api.call(.get, "/metrics")
             #expect(m.raw.contains("cofre_bulk_reveal_alerts_total"))
@@ -123,19 +125,20 @@ struct AbuseTests {
         let dpo = try await tv.principal("dpo").key
         try await withAPI(tv) { api in
             let c = try await api.createSubject(key: crm, ref: "crm-1", joao)
-            let s = c["subject"] as! String
+            let s = try c.subject
             // Any service that hears it may record an objection, even to a purpose it does not hold.
-            let objected = try await api.call(.put, "/v1/subjects/\(s)/objections/collection-call", key: bot, body: #"{"channel":"whatsapp"}"#)
-            #expect(objected.status == .ok && objected["channel"] as? String == "whatsapp")
+            let objected = try await api.send(.put, "/v1/subjects/\(s)/objections/collection-call", key: bot, ConsentRequest(channel: "whatsapp"))
+            #expect(objected.status == .ok)
+            #expect(try objected.decode(ConsentEvent.self).channel == "whatsapp")
             // The bot does not hold collection-call: it may not withdraw it, with or without evidence.
-            let evidence = #"{"evidence":"the debtor asked to be called"}"#
-            let byBot = try await api.call(.delete, "/v1/subjects/\(s)/objections/collection-call", key: bot, body: evidence)
-            #expect(byBot.status == .forbidden)
-            #expect(deniedCode(try await api.detokenize(key: crm, purpose: "collection-call", [c.tokens["phone"]!]).results[0]) == "objection")
-            #expect(try await api.call(.delete, "/v1/subjects/\(s)/objections/collection-call", key: dpo).errorCode == "evidence_required")
-            #expect(try await api.call(.delete, "/v1/subjects/\(s)/objections/collection-call", key: dpo, body: evidence).status == .ok)
+            let evidence = ConsentRequest(evidence: "the debtor asked to be called")
+            let byBot = try await api.send(.delete, "/v1/subjects/\(s)/objections/collection-call", key: bot, evidence)
+            #expect(byBot.status == .forbidden && byBot.errorCode == .purposeNotAllowed, "\(byBot.raw)")
+            #expect(deniedCode(try await api.detokenize(key: crm, purpose: "collection-call", [c.tokens["phone"]!]).results[0]) == .objection)
+            #expect(try await api.call(.delete, "/v1/subjects/\(s)/objections/collection-call", key: dpo).errorCode == .evidenceRequired)
+            #expect(try await api.send(.delete, "/v1/subjects/\(s)/objections/collection-call", key: dpo, evidence).status == .ok)
         }
-        let refusals = try await tv.vault.store.auditEvents(AuditQuery(service: "whatsapp-bot", action: "objection.withdraw", limit: 10))
+        let refusals = try await tv.vault.store.auditEvents(AuditQuery(service: "whatsapp-bot", action: AuditAction.objectionWithdraw.rawValue, limit: 10))
         #expect(refusals.count == 1 && refusals[0].draft.decision == .deny)
     }
 
@@ -148,11 +151,12 @@ struct AbuseTests {
         try await withAPI(tv) { api in
             let c = try await api.createSubject(key: crm, ref: "crm-1", joao)
             let phoneToken = c.tokens["phone"]!
+            // A purpose the policy does not have: 404, audited under its keyed hash.
             for purpose in [bigPurpose, "x-not-a-purpose"] {
                 let r = try await api.detokenize(key: crm, purpose: purpose, [phoneToken])
-                #expect(r.status == .forbidden && r.errorCode == "purpose_not_allowed")
+                #expect(r.status == .notFound && r.errorCode == .purposeUnknown, "\(r.raw.prefix(300))")
             }
-            let lookup = try await api.post("/v1/lookup", key: crm, ["purpose": "payment", "field": "cpf,phone,name", "value": "1"])
+            let lookup = try await api.lookup(key: crm, purpose: "payment", field: "cpf,phone,name", value: "1")
             #expect(lookup.status == .unprocessableContent)
             let path = try await api.call(.get, "/v1/subjects/529.982.247-25/export", key: crm)
             #expect(path.status == .forbidden)
@@ -188,7 +192,7 @@ struct AbuseTests {
         try await withAPI(tv) { api in
             let key = uri.hasPrefix("/v1/audit") ? auditor : crm
             let r = try await api.call(HTTPRequest.Method(method)!, uri, key: key, body: body.isEmpty ? nil : body)
-            #expect(r.status == .badRequest && r.errorCode == "malformed_request", "\(r.raw)")
+            #expect(r.status == .badRequest && r.errorCode == .malformedRequest, "\(r.raw)")
         }
         #expect(try await tv.vault.verifyAudit().ok)
         #expect(!(try await auditText(tv)).contains("\u{0}"))
@@ -201,7 +205,7 @@ struct AbuseTests {
         let auditor = try await tv.principal("auditor").key
         let dpo = try await tv.principal("dpo").key
         try await withAPI(tv) { api in
-            let s = try await api.createSubject(key: crm, ref: "crm-1", joao)["subject"] as! String
+            let s = try await api.createSubject(key: crm, ref: "crm-1", joao).subject
             for body in ["{not json", #"{"reason":"x"}"#, #"{"reason":"x","ticket":"T-1"}"#] {
                 let r = try await api.call(.post, "/v1/subjects/\(s)/erase", key: crm, body: body)
                 #expect(r.status == .forbidden, "\(body): \(r.raw)")
@@ -209,13 +213,13 @@ struct AbuseTests {
             #expect(try await api.call(.post, "/v1/subjects", key: auditor, body: "{broken").status == .forbidden)
             #expect(try await api.call(.get, "/v1/audit/events?nonsense=1", key: crm).status == .forbidden)
             // Limits in bytes as well as characters: a 200 KB ticket, a name that is a few letters under piles of combining marks.
-            let ticket = try await api.post("/v1/subjects/\(s)/erase", key: dpo, ["reason": "r", "ticket": String(repeating: "T", count: 200_000)])
+            let ticket = try await api.post("/v1/subjects/\(s)/erase", key: dpo, EraseRequest(reason: "r", ticket: String(repeating: "T", count: 200_000)))
             #expect(ticket.status == .badRequest)
             let marks = "Ana" + String(repeating: "\u{0301}", count: 400_000)
             let name = try await api.createSubject(key: crm, ref: "crm-2", ["name": marks])
             #expect(name.status == .unprocessableContent, "\(name.status)")
         }
-        let refusals = try await tv.vault.store.auditEvents(AuditQuery(action: "subject.erase", decision: .deny, limit: 10))
+        let refusals = try await tv.vault.store.auditEvents(AuditQuery(action: AuditAction.subjectErase.rawValue, decision: .deny, limit: 10))
         #expect(refusals.count == 3, "every refusal is audited, whatever the body")
     }
 }

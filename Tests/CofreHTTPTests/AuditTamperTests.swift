@@ -1,28 +1,33 @@
+import CofreAPI
 import CofreCore
 import CofreTestSupport
 import Foundation
 import HTTPTypes
 import Testing
 
+/// The answer of `GET /v1/audit/verify`: its body when it is a `VerifyResponse`, and its text.
 struct Verified: Sendable {
-    let ok: Bool?
-    let events: Int?
-    let firstBadSeq: Int?
+    let body: VerifyResponse?
     let raw: String
+    var ok: Bool? { body?.ok }
+    var events: Int64? { body?.events }
+    var firstBadSeq: Int64? { body?.firstBadSeq }
+    var broken: [VerifyResponse.BrokenRange] { body?.broken ?? [] }
 }
 
-struct Checkpoint: Sendable {
-    let seq: Int, head: String, time: String, mac: String
+extension AuditCheckpoint {
+    /// The query of `GET /v1/audit/verify` that checks the log against this checkpoint.
     var query: String {
-        let t = time.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? time
+        let stamp = WireJSON.formatDate(time)
+        let t = stamp.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? stamp
         return "?checkpoint_seq=\(seq)&checkpoint_head=\(head)&checkpoint_time=\(t)&checkpoint_mac=\(mac)"
     }
 }
 
-func verify(_ tv: TestVault, _ auditor: String, checkpoint: Checkpoint? = nil) async throws -> Verified {
+func verify(_ tv: TestVault, _ auditor: String, checkpoint: AuditCheckpoint? = nil) async throws -> Verified {
     try await withAPI(tv) { api in
         let r = try await api.call(.get, "/v1/audit/verify" + (checkpoint?.query ?? ""), key: auditor)
-        return Verified(ok: r.json["ok"] as? Bool, events: r.json["events"] as? Int, firstBadSeq: r.json["first_bad_seq"] as? Int, raw: r.raw)
+        return Verified(body: try? r.decode(VerifyResponse.self), raw: r.raw)
     }
 }
 
@@ -50,10 +55,9 @@ struct AuditTamperTests {
         try await tv.tamper("UPDATE audit_events SET purpose = 'payment' WHERE seq = 4;\nUPDATE audit_events SET code = 'x' WHERE seq = 8")
         let r = try await verify(tv, auditor)
         #expect(r.ok == false)
-        #expect(r.events == Int(total), "every event is checked, not only those before the first break: \(r.raw)")
-        let broken = (try JSONSerialization.jsonObject(with: Data(r.raw.utf8)) as? [String: Any])?["broken"] as? [[String: Any]] ?? []
-        #expect(broken.map { [$0["from"] as? Int, $0["to"] as? Int] } == [[4, 4], [8, 8]], "\(r.raw)")
-        #expect(broken.allSatisfy { ($0["reason"] as? String)?.isEmpty == false })
+        #expect(r.events == total, "every event is checked, not only those before the first break: \(r.raw)")
+        #expect(r.broken.map { [$0.from, $0.to] } == [[4, 4], [8, 8]], "\(r.raw)")
+        #expect(r.broken.allSatisfy { !$0.reason.isEmpty })
     }
 
     @Test("stored bytes are MAC'd as stored: an unknown decision or an odd field list is not normalised away", arguments: [
@@ -100,8 +104,7 @@ struct AuditTamperTests {
         let checkpoint = try await withAPI(tv) { api in
             let r = try await api.call(.get, "/v1/audit/checkpoint", key: auditor)
             #expect(r.status == .ok)
-            return Checkpoint(seq: r.json["seq"] as! Int, head: r.json["head"] as! String, time: r.json["time"] as! String,
-                              mac: r.json["mac"] as! String)
+            return try r.decode(AuditCheckpoint.self)
         }
         #expect(checkpoint.seq == 11)
         try await withAPI(tv) { api in _ = try await api.detokenize(key: crm, purpose: "collection-call", [token]) }
@@ -109,13 +112,13 @@ struct AuditTamperTests {
         #expect(r.ok == true, "\(r.raw)")
 
         // An altered checkpoint is refused outright.
-        let forged = Checkpoint(seq: 3, head: checkpoint.head, time: checkpoint.time, mac: checkpoint.mac)
+        let forged = AuditCheckpoint(seq: 3, head: checkpoint.head, time: checkpoint.time, mac: checkpoint.mac)
         let refused = try await withAPI(tv) { api in
             let a = try await api.call(.get, "/v1/audit/verify" + forged.query, key: auditor)
             return (a.status, a.errorCode)
         }
         #expect(refused.0 == .unprocessableContent)
-        #expect(refused.1 == "checkpoint_invalid")
+        #expect(refused.1 == .checkpointInvalid)
 
         // Someone holding the audit key rewrites event 3 and re-chains everything after it:
         // the chain verifies on its own, but not against the checkpoint.
@@ -157,7 +160,7 @@ struct AuditTamperTests {
             let c = try await api.createSubject(key: crm, ref: "after-break", ["name": "Ana"])
             #expect(c.status == .created)
             let r = try await api.detokenize(key: crm, purpose: "payment", [c.tokens["name"]!, token])
-            #expect(r.results[0]["value"] as? String == "Ana")
+            #expect(r.results[0].value == "Ana")
         }
         let r = try await verify(restarted, auditor)
         #expect(r.firstBadSeq == 5)
@@ -185,6 +188,6 @@ struct AuditTamperTests {
         }
         let r = try await verify(tv, auditor)
         #expect(r.ok == true, "\(r.raw)")
-        #expect(r.events == 10 + 20 * 2 + 20)
+        #expect(r.events == Int64(10 + 20 * 2 + 20))
     }
 }

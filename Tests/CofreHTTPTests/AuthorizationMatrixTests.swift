@@ -1,3 +1,4 @@
+import CofreAPI
 import CofreCore
 import CofreHTTP
 import CofreTestSupport
@@ -13,16 +14,32 @@ enum Caller: String, CaseIterable, Sendable {
     case none, bogus, revoked, crm, bot, dpo, auditor
 }
 
+/// What a row's path and body are filled with: a fresh subject for each call, the token of its phone,
+/// the call's number and the phone number itself.
+struct Fill: Sendable {
+    let subject: String, token: String, n: Int, phone: String
+}
+
 /// One route of the API and what each caller gets from it.
 struct RouteRow: Sendable, CustomTestStringConvertible {
     let method: HTTPRequest.Method
     /// The router's pattern, as `Router.routes` lists it.
     let pattern: String
-    /// The concrete path; `{s}` is a fresh subject created for each call.
+    /// The concrete path; `{s}` is the fresh subject.
     let path: String
-    let body: String?
+    /// The request body (a typed request of `CofreAPI`), if the route takes one.
+    let body: (@Sendable (Fill) -> any Encodable & Sendable)?
     let expected: [Caller: HTTPResponse.Status]
     var testDescription: String { "\(method) \(pattern)" }
+
+    init(method: HTTPRequest.Method, pattern: String, path: String, body: (@Sendable (Fill) -> any Encodable & Sendable)?,
+         expected: [Caller: HTTPResponse.Status]) {
+        self.method = method
+        self.pattern = pattern
+        self.path = path
+        self.body = body
+        self.expected = expected
+    }
 }
 
 let open: [Caller: HTTPResponse.Status] = Dictionary(uniqueKeysWithValues: Caller.allCases.map { ($0, .ok) })
@@ -40,30 +57,32 @@ let matrix: [RouteRow] = [
     RouteRow(method: .get, pattern: "/healthz", path: "/healthz", body: nil, expected: open),
     RouteRow(method: .get, pattern: "/readyz", path: "/readyz", body: nil, expected: open),
     RouteRow(method: .get, pattern: "/metrics", path: "/metrics", body: nil, expected: open),
+    RouteRow(method: .get, pattern: "/v1/openapi.json", path: "/v1/openapi.json", body: nil, expected: open),
     RouteRow(method: .post, pattern: "/v1/subjects", path: "/v1/subjects",
-             body: #"{"external_ref":"m-{n}","fields":{"name":"Ana"}}"#, expected: only([.crm: .created])),
+             body: { CreateSubjectRequest(externalRef: "m-\($0.n)", fields: ["name": "Ana"]) }, expected: only([.crm: .created])),
     RouteRow(method: .post, pattern: "/v1/subjects/batch", path: "/v1/subjects/batch",
-             body: #"{"subjects":[{"external_ref":"b-{n}","fields":{"name":"Ana"}}]}"#, expected: only([.crm: .ok])),
+             body: { BatchCreateRequest(subjects: [CreateSubjectRequest(externalRef: "b-\($0.n)", fields: ["name": "Ana"])]) },
+             expected: only([.crm: .ok])),
     RouteRow(method: .post, pattern: "/v1/subjects/{subject}/fields", path: "/v1/subjects/{s}/fields",
-             body: #"{"fields":{"name":"Bia"}}"#, expected: only([.crm: .ok])),
+             body: { _ in PutFieldsRequest(fields: ["name": "Bia"]) }, expected: only([.crm: .ok])),
     RouteRow(method: .post, pattern: "/v1/tokenize", path: "/v1/tokenize",
-             body: #"{"subject":"{s}","field":"name","value":"Bia"}"#, expected: only([.crm: .ok])),
+             body: { TokenizeRequest(subject: $0.subject, field: "name", value: "Bia") }, expected: only([.crm: .ok])),
     RouteRow(method: .post, pattern: "/v1/detokenize", path: "/v1/detokenize",
-             body: #"{"purpose":"collection-call","tokens":["{t}"]}"#, expected: only([.crm: .ok])),
+             body: { DetokenizeRequest(purpose: "collection-call", tokens: [$0.token]) }, expected: only([.crm: .ok])),
     RouteRow(method: .post, pattern: "/v1/lookup", path: "/v1/lookup",
-             body: #"{"purpose":"collection-call","field":"phone","value":"{phone}"}"#, expected: only([.crm: .ok])),
+             body: { LookupRequest(purpose: "collection-call", field: "phone", value: $0.phone) }, expected: only([.crm: .ok])),
     RouteRow(method: .get, pattern: "/v1/subjects/{subject}/consents", path: "/v1/subjects/{s}/consents", body: nil,
              expected: only([.crm: .ok, .bot: .ok, .dpo: .ok])),
     RouteRow(method: .put, pattern: "/v1/subjects/{subject}/consents/{purpose}", path: "/v1/subjects/{s}/consents/collection-whatsapp",
-             body: #"{"status":"granted","channel":"whatsapp","evidence":"wamid.1","notice_version":"2026-01"}"#,
+             body: { _ in ConsentRequest(status: ConsentStatus.granted.rawValue, channel: "whatsapp", evidence: "wamid.1", noticeVersion: "2026-01") },
              expected: only([.bot: .ok, .dpo: .ok])),
     RouteRow(method: .put, pattern: "/v1/subjects/{subject}/objections/{purpose}", path: "/v1/subjects/{s}/objections/collection-call",
-             body: #"{"channel":"phone"}"#, expected: only([.crm: .ok, .bot: .ok, .dpo: .ok])),
+             body: { _ in ConsentRequest(channel: "phone") }, expected: only([.crm: .ok, .bot: .ok, .dpo: .ok])),
     RouteRow(method: .delete, pattern: "/v1/subjects/{subject}/objections/{purpose}", path: "/v1/subjects/{s}/objections/collection-call",
-             body: #"{"evidence":"call 42"}"#, expected: only([.crm: .ok, .dpo: .ok])),
+             body: { _ in ConsentRequest(evidence: "call 42") }, expected: only([.crm: .ok, .dpo: .ok])),
     RouteRow(method: .get, pattern: "/v1/subjects/{subject}/export", path: "/v1/subjects/{s}/export", body: nil, expected: only([.dpo: .ok])),
     RouteRow(method: .post, pattern: "/v1/subjects/{subject}/erase", path: "/v1/subjects/{s}/erase",
-             body: #"{"reason":"Art. 18 VI","ticket":"T-1"}"#, expected: only([.dpo: .ok])),
+             body: { _ in EraseRequest(reason: "Art. 18 VI", ticket: "T-1") }, expected: only([.dpo: .ok])),
     RouteRow(method: .get, pattern: "/v1/audit/events", path: "/v1/audit/events", body: nil, expected: only([.auditor: .ok])),
     RouteRow(method: .get, pattern: "/v1/audit/verify", path: "/v1/audit/verify", body: nil, expected: only([.auditor: .ok])),
     RouteRow(method: .get, pattern: "/v1/audit/checkpoint", path: "/v1/audit/checkpoint", body: nil, expected: only([.auditor: .ok])),
@@ -96,16 +115,13 @@ struct AuthorizationMatrixTests {
             for (n, caller) in Caller.allCases.enumerated() {
                 let phone = "11 98888-77" + String(format: "%02d", n)
                 let created = try await api.createSubject(key: crm, ref: "row-\(n)", ["name": "Ana", "cpf": "529.982.247-25", "phone": phone])
-                let subject = created["subject"] as! String
-                let fill = { (s: String) in
-                    s.replacingOccurrences(of: "{s}", with: subject).replacingOccurrences(of: "{t}", with: created.tokens["phone"]!)
-                        .replacingOccurrences(of: "{n}", with: String(n)).replacingOccurrences(of: "{phone}", with: phone)
-                }
+                let fill = Fill(subject: try created.subject, token: created.tokens["phone"]!, n: n, phone: phone)
                 if row.pattern.contains("objections"), row.method == .delete {
-                    _ = try await api.call(.put, "/v1/subjects/\(subject)/objections/collection-call", key: crm, body: #"{"channel":"phone"}"#)
+                    _ = try await api.send(.put, "/v1/subjects/\(fill.subject)/objections/collection-call", key: crm, ConsentRequest(channel: "phone"))
                 }
                 let before = try await tv.vault.store.lastAuditEvent()?.seq ?? 0
-                let answer = try await api.call(row.method, fill(row.path), key: callers[caller], body: row.body.map(fill))
+                let path = row.path.replacingOccurrences(of: "{s}", with: fill.subject)
+                let answer = try await api.call(row.method, path, key: callers[caller], body: row.body.map { jsonText($0(fill)) })
                 let expected = row.expected[caller] ?? .forbidden
                 #expect(answer.status == expected, "\(caller.rawValue): \(answer.status) \(answer.raw.prefix(200))")
                 if expected == .forbidden, [.crm, .bot, .dpo, .auditor].contains(caller) {

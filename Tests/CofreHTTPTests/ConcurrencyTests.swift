@@ -1,3 +1,4 @@
+import CofreAPI
 import CofreCore
 import CofreTestSupport
 import Foundation
@@ -35,29 +36,29 @@ struct ConcurrencyTests {
         let tv = try await TestVault.make()
         let crm = try await tv.principal("crm").key
         try await withAPI(tv) { api in
-            let s = try #require(try await api.createSubject(key: crm, ref: "crm-1", joao)["subject"] as? String)
+            let s = try await api.createSubject(key: crm, ref: "crm-1", joao).subject
             var issued: [String] = []
             for round in 0..<5 {
                 let answers = try await withThrowingTaskGroup(of: Answer.self) { group in
                     for i in 0..<24 {
                         group.addTask {
-                            try await api.post("/v1/tokenize", key: crm, ["subject": s, "field": "phone", "value": phone(round * 100 + i)])
+                            try await api.tokenize(key: crm, subject: s, field: "phone", value: phone(round * 100 + i))
                         }
                     }
                     return try await group.reduce(into: [Answer]()) { $0.append($1) }
                 }
                 for a in answers {
-                    #expect(a.status == .ok || (a.status == .conflict && a.errorCode == "concurrent_update"), "\(a.status) \(a.errorCode ?? "")")
-                    if a.status == .ok, let t = a["token"] as? String { issued.append(t) }
+                    #expect(a.status == .ok || (a.status == .conflict && a.errorCode == .concurrentUpdate), "\(a.status) \(a.raw)")
+                    if a.status == .ok { issued.append(try a.decode(TokenizeResponse.self).token) }
                 }
                 #expect(answers.contains { $0.status == .ok })
                 #expect(try await tv.invariantViolations(subjects: [s]) == [])
             }
             // Only the last version's token resolves, and it reads a value that was written.
             let r = try await api.detokenize(key: crm, purpose: "collection-call", issued)
-            let values = r.results.compactMap { $0["value"] as? String }
+            let values = r.results.compactMap(\.value)
             #expect(values.count == 1)
-            #expect(r.results.filter { deniedCode($0) == "token_unknown" }.count == issued.count - 1)
+            #expect(r.results.filter { deniedCode($0) == .tokenUnknown }.count == issued.count - 1)
             // One key for the phone: every loser destroyed its own, every winner's predecessor was shredded.
             let current = try #require(try await tv.vault.store.fields(subject: s).first { $0.field == "phone" })
             #expect(try await tv.vault.dataKeys.store.ids(subject: s).filter { $0.group.hasPrefix("field:phone:") } == [current.keyID])
@@ -74,16 +75,14 @@ struct ConcurrencyTests {
             var subjects: [String] = []
             for round in 0..<8 {
                 let c = try await api.createSubject(key: crm, ref: "crm-\(round)", ["name": "Ana \(round)", "cpf": "529.982.247-25", "phone": phone(round)])
-                let s = try #require(c["subject"] as? String)
+                let s = try c.subject
                 subjects.append(s)
                 enum Outcome: Sendable { case write(Answer), erase(Answer) }
                 let outcomes = try await withThrowingTaskGroup(of: Outcome.self) { group in
                     for i in 0..<12 {
                         group.addTask {
-                            let body: [String: Any] = i % 3 == 0
-                                ? ["fields": ["email": "ana\(i)@example.com"]]
-                                : ["fields": ["phone": phone(round * 100 + i)]]
-                            return .write(try await api.post("/v1/subjects/\(s)/fields", key: crm, body))
+                            let fields = i % 3 == 0 ? ["email": "ana\(i)@example.com"] : ["phone": phone(round * 100 + i)]
+                            return .write(try await api.putFields(key: crm, subject: s, fields))
                         }
                         if i == 5 {
                             group.addTask { .erase(try await api.post("/v1/subjects/\(s)/erase", key: dpo, eraseBody)) }
@@ -95,10 +94,10 @@ struct ConcurrencyTests {
                 for o in outcomes {
                     switch o {
                     case .erase(let a):
-                        #expect(a.status == .ok, "erase: \(a.status) \(a.errorCode ?? "")")
+                        #expect(a.status == .ok, "erase: \(a.status) \(a.raw)")
                     case .write(let a):
-                        let allowed = a.status == .ok || (a.status == .conflict && ["concurrent_update", "subject_erased"].contains(a.errorCode ?? ""))
-                        #expect(allowed, "write: \(a.status) \(a.errorCode ?? "")")
+                        let allowed = a.status == .ok || (a.status == .conflict && (a.errorCode == .concurrentUpdate || a.errorCode == .subjectErased))
+                        #expect(allowed, "write: \(a.status) \(a.raw)")
                         tokens += a.tokens.values
                     }
                 }
@@ -106,13 +105,14 @@ struct ConcurrencyTests {
                 for purpose in ["collection-call", "payment"] {
                     let r = try await api.detokenize(key: crm, purpose: purpose, tokens)
                     #expect(r.status == .ok)
-                    #expect(r.results.allSatisfy { $0["value"] == nil }, "\(purpose) revealed a value after the erasure")
+                    #expect(r.results.count == tokens.count)
+                    #expect(r.results.allSatisfy { $0.value == nil }, "\(purpose) revealed a value after the erasure")
                 }
-                let byPhone = try await api.post("/v1/lookup", key: crm, ["purpose": "collection-call", "field": "phone", "value": phone(round)])
+                let byPhone = try await api.lookup(key: crm, purpose: "collection-call", field: "phone", value: phone(round))
                 #expect(byPhone.status == .notFound)
-                let export = try await api.call(.get, "/v1/subjects/\(s)/export", key: dpo).json
-                for f in ["phone", "email"] { #expect(field(export, f).map { $0["value"] == nil } ?? true, "\(f) exported after erasure") }
-                #expect(field(export, "phone")?["status"] as? String == "erased")
+                let export = try await api.call(.get, "/v1/subjects/\(s)/export", key: dpo).decode(ExportResponse.self)
+                for f in ["phone", "email"] { #expect(field(export, f).map { $0.value == nil } ?? true, "\(f) exported after erasure") }
+                #expect(field(export, "phone")?.status == .erased)
                 #expect(try await tv.invariantViolations(subjects: [s]) == [])
             }
             #expect(try await tv.invariantViolations(subjects: subjects) == [])
@@ -126,10 +126,10 @@ struct ConcurrencyTests {
         let crm = try await tv.principal("crm").key
         try await withAPI(tv) { api in
             let c = try await api.createSubject(key: crm, ref: "crm-1", joao)
-            let s = try #require(c["subject"] as? String)
+            let s = try c.subject
             let before = try await tv.vault.dataKeys.store.ids(subject: s).count
             failing.store!.commitFault = { $0.storesField ? .failBefore : nil }
-            let r = try await api.post("/v1/tokenize", key: crm, ["subject": s, "field": "phone", "value": "11 91234-5678"])
+            let r = try await api.tokenize(key: crm, subject: s, field: "phone", value: "11 91234-5678")
             #expect(r.status == .serviceUnavailable)
             failing.store!.commitFault = nil
             // Unknown outcome: the attempt's key stays until the sweeper is sure nothing needs it.
@@ -139,7 +139,7 @@ struct ConcurrencyTests {
             #expect(try await tv.vault.sweepKeys().orphans == 1)
             #expect(try await tv.vault.dataKeys.store.ids(subject: s).count == before)
             let d = try await api.detokenize(key: crm, purpose: "collection-call", [c.tokens["phone"]!])
-            #expect(d.results[0]["value"] as? String == "+5511987654321")
+            #expect(d.results[0].value == "+5511987654321")
             #expect(try await tv.invariantViolations(subjects: [s]) == [])
         }
     }
@@ -151,17 +151,17 @@ struct ConcurrencyTests {
         let crm = try await tv.principal("crm").key
         try await withAPI(tv) { api in
             let c = try await api.createSubject(key: crm, ref: "crm-1", joao)
-            let s = try #require(c["subject"] as? String)
+            let s = try c.subject
             failing.store!.commitFault = { $0.storesField ? .failAfterCommit : nil }
-            let r = try await api.post("/v1/tokenize", key: crm, ["subject": s, "field": "phone", "value": "11 91234-5678"])
+            let r = try await api.tokenize(key: crm, subject: s, field: "phone", value: "11 91234-5678")
             #expect(r.status == .serviceUnavailable)
             failing.store!.commitFault = nil
             // The change did commit: the old token stops resolving, the field decrypts (never a value without its key).
             let d = try await api.detokenize(key: crm, purpose: "collection-call", [c.tokens["phone"]!])
-            #expect(deniedCode(d.results[0]) == "token_unknown")
+            #expect(deniedCode(d.results[0]) == .tokenUnknown)
             #expect(try await tv.invariantViolations(subjects: [s]) == [])
-            let export = try await api.call(.get, "/v1/subjects/\(s)/export", key: try await tv.principal("dpo").key).json
-            #expect(field(export, "phone")?["value"] as? String == "+5511912345678")
+            let export = try await api.call(.get, "/v1/subjects/\(s)/export", key: try await tv.principal("dpo").key).decode(ExportResponse.self)
+            #expect(field(export, "phone")?.value == "+5511912345678")
             // The superseded key was queued in the same commit; the sweeper destroys it at once (no grace needed).
             #expect(try await tv.vault.store.queuedKeyShreds(limit: 10).count == 1)
             #expect(try await tv.vault.sweepKeys().superseded == 1)
@@ -181,23 +181,23 @@ struct ConcurrencyTests {
         let dpo = try await tv.principal("dpo").key
         try await withAPI(tv) { api in
             let c = try await api.createSubject(key: crm, ref: "crm-1", joao)
-            let s = try #require(c["subject"] as? String)
+            let s = try c.subject
             keys.store!.failInsert = true
-            let r = try await api.post("/v1/tokenize", key: crm, ["subject": s, "field": "phone", "value": "11 91234-5678"])
+            let r = try await api.tokenize(key: crm, subject: s, field: "phone", value: "11 91234-5678")
             #expect(r.status == .serviceUnavailable)
             keys.store!.failInsert = false
-            #expect(try await api.detokenize(key: crm, purpose: "collection-call", [c.tokens["phone"]!]).results[0]["value"] as? String == "+5511987654321")
+            #expect(try await api.detokenize(key: crm, purpose: "collection-call", [c.tokens["phone"]!]).results[0].value == "+5511987654321")
 
             // Destruction fails after a correction committed: the answer is 200, the old key waits in the queue.
             keys.store!.failDestroy = true
-            let ok = try await api.post("/v1/tokenize", key: crm, ["subject": s, "field": "phone", "value": "11 91234-5678"])
+            let ok = try await api.tokenize(key: crm, subject: s, field: "phone", value: "11 91234-5678")
             #expect(ok.status == .ok)
             #expect(try await tv.vault.store.queuedKeyShreds(limit: 10).count == 1)
             // An erasure while destruction fails: answered, nothing revealable, keys queued.
             let e = try await api.post("/v1/subjects/\(s)/erase", key: dpo, eraseBody)
             #expect(e.status == .ok)
-            let after = try await api.detokenize(key: crm, purpose: "collection-call", [ok["token"] as! String])
-            #expect(deniedCode(after.results[0]) == "subject_erased")
+            let after = try await api.detokenize(key: crm, purpose: "collection-call", [try ok.decode(TokenizeResponse.self).token])
+            #expect(deniedCode(after.results[0]) == .subjectErased)
             #expect(try await tv.invariantViolations(subjects: [s]).count == 1, "erased groups' keys remain until the sweeper runs")
             let status = try await tv.vault.keyStatus()
             #expect(status.unneeded > 0 && status.queuedForShred > 0)
@@ -219,17 +219,17 @@ struct ConcurrencyTests {
         let dpo = try await tv.principal("dpo").key
         try await withAPI(tv) { api in
             let c = try await api.createSubject(key: crm, ref: "crm-1", joao)
-            let s = try #require(c["subject"] as? String)
+            let s = try c.subject
             failing.store!.commitFault = { $0.erases ? .failBefore : nil }
             #expect(try await api.post("/v1/subjects/\(s)/erase", key: dpo, eraseBody).status == .serviceUnavailable)
             failing.store!.commitFault = nil
             #expect(try await tv.vault.store.subject(id: s)?.status == .erasing)
-            let w = try await api.post("/v1/tokenize", key: crm, ["subject": s, "field": "phone", "value": "11 91234-5678"])
-            #expect(w.status == .conflict && w.errorCode == "subject_erased")
-            #expect(try await api.detokenize(key: crm, purpose: "collection-call", [c.tokens["phone"]!]).results[0]["value"] as? String == "+5511987654321")
+            let w = try await api.tokenize(key: crm, subject: s, field: "phone", value: "11 91234-5678")
+            #expect(w.status == .conflict && w.errorCode == .subjectErased)
+            #expect(try await api.detokenize(key: crm, purpose: "collection-call", [c.tokens["phone"]!]).results[0].value == "+5511987654321")
             let again = try await api.post("/v1/subjects/\(s)/erase", key: dpo, eraseBody)
             #expect(again.status == .ok)
-            #expect(deniedCode(try await api.detokenize(key: crm, purpose: "collection-call", [c.tokens["phone"]!]).results[0]) == "subject_erased")
+            #expect(deniedCode(try await api.detokenize(key: crm, purpose: "collection-call", [c.tokens["phone"]!]).results[0]) == .subjectErased)
             #expect(try await tv.invariantViolations(subjects: [s]) == [])
         }
     }
@@ -240,12 +240,12 @@ struct ConcurrencyTests {
         let crm = try await tv.principal("crm").key
         try await withAPI(tv) { api in
             let c = try await api.createSubject(key: crm, ref: "crm-1", joao)
-            let s = try #require(c["subject"] as? String)
+            let s = try c.subject
             let phoneField = try #require(try await tv.vault.store.fields(subject: s).first { $0.field == "phone" })
             try await tv.vault.dataKeys.store.destroy([phoneField.keyID])
             let r = try await api.detokenize(key: crm, purpose: "collection-call", [c.tokens["phone"]!])
             #expect(r.status == .serviceUnavailable)
-            #expect(r.errorCode == "integrity_failure")
+            #expect(r.errorCode == .integrityFailure)
             #expect(try await tv.invariantViolations(subjects: [s]) == ["\(s)/phone: active without its data key"])
             #expect(tv.logs.text.contains("integrity failure"))
         }

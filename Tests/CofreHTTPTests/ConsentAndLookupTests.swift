@@ -1,13 +1,13 @@
+import CofreAPI
 import CofreCore
 import CofreTestSupport
 import Foundation
 import HTTPTypes
 import Testing
 
-func deniedCode(_ item: [String: Any]) -> String? { (item["denied"] as? [String: Any])?["code"] as? String }
-
-let grant: [String: String] = ["status": "granted", "channel": "whatsapp", "evidence": "wamid.HBgLNTUxMTk4NzY1NDMyMRUCABIYFjNFQjA", "notice_version": "2026-01"]
-let revoke: [String: String] = ["status": "revoked", "channel": "whatsapp", "evidence": "wamid.revoked-by-reply-SAIR"]
+let grant = ConsentRequest(status: ConsentStatus.granted.rawValue, channel: "whatsapp", evidence: "wamid.HBgLNTUxMTk4NzY1NDMyMRUCABIYFjNFQjA",
+                           noticeVersion: "2026-01")
+let revoke = ConsentRequest(status: ConsentStatus.revoked.rawValue, channel: "whatsapp", evidence: "wamid.revoked-by-reply-SAIR")
 
 @Suite("Consent, objections and lookup over HTTP")
 struct ConsentAndLookupTests {
@@ -19,53 +19,54 @@ struct ConsentAndLookupTests {
         let dpo = try await tv.principal("dpo").key
         try await withAPI(tv) { api in
             let created = try await api.createSubject(key: crm, ref: "crm-1", joao)
-            let subject = created["subject"] as! String
+            let subject = try created.subject
             let t = created.tokens
             let ask = [t["phone"]!, t["cpf"]!, t["name"]!, t["debt_amount"]!, t["address"]!]
 
             var r = try await api.detokenize(key: bot, purpose: "collection-whatsapp", ask)
-            #expect(r.results.map(deniedCode) == Array(repeating: "consent_missing", count: 4) + ["field_not_allowed"])
+            #expect(r.results.map(deniedCode) == Array(repeating: .consentMissing, count: 4) + [.fieldNotAllowed])
 
             // The bot holds the purpose, so it may record the opt-in it collected.
-            let g = try await api.call(.put, "/v1/subjects/\(subject)/consents/collection-whatsapp", key: bot, body: jsonText(grant))
+            let g = try await api.send(.put, "/v1/subjects/\(subject)/consents/collection-whatsapp", key: bot, grant)
             #expect(g.status == .ok, "\(g.raw)")
-            #expect(g["status"] as? String == "granted")
-            #expect(g["recorded_by"] as? String == "whatsapp-bot")
-            #expect(g["notice_version"] as? String == "2026-01")
+            let granted = try g.decode(ConsentEvent.self)
+            #expect(granted.status == .granted)
+            #expect(granted.recordedBy == "whatsapp-bot")
+            #expect(granted.noticeVersion == "2026-01")
 
             r = try await api.detokenize(key: bot, purpose: "collection-whatsapp", ask)
-            #expect(r.results[0]["value"] as? String == "+5511987654321")
-            #expect(r.results[0]["reveal"] as? String == "plain")
-            #expect(r.results[1]["value"] as? String == "***.456.789-**")
-            #expect(r.results[2]["value"] as? String == "João da Silva")
-            #expect(r.results[3]["value"] as? String == "1234.50")
-            #expect(deniedCode(r.results[4]) == "field_not_allowed")
+            #expect(r.results[0].value == "+5511987654321")
+            #expect(r.results[0].reveal == .plain)
+            #expect(r.results[1].value == "***.456.789-**")
+            #expect(r.results[2].value == "João da Silva")
+            #expect(r.results[3].value == "1234.50")
+            #expect(deniedCode(r.results[4]) == .fieldNotAllowed)
 
             // The DPO records the revocation; the very next request is denied.
-            let v = try await api.call(.put, "/v1/subjects/\(subject)/consents/collection-whatsapp", key: dpo, body: jsonText(revoke))
+            let v = try await api.send(.put, "/v1/subjects/\(subject)/consents/collection-whatsapp", key: dpo, revoke)
             #expect(v.status == .ok)
             r = try await api.detokenize(key: bot, purpose: "collection-whatsapp", ask)
-            #expect(r.results.prefix(4).map(deniedCode) == Array(repeating: "consent_revoked", count: 4))
+            #expect(r.results.prefix(4).map(deniedCode) == Array(repeating: .consentRevoked, count: 4))
 
             // Granting again restores access: the latest event wins; history keeps all three.
-            _ = try await api.call(.put, "/v1/subjects/\(subject)/consents/collection-whatsapp", key: dpo, body: jsonText(grant))
+            _ = try await api.send(.put, "/v1/subjects/\(subject)/consents/collection-whatsapp", key: dpo, grant)
             r = try await api.detokenize(key: bot, purpose: "collection-whatsapp", [t["phone"]!])
-            #expect(r.results[0]["value"] as? String == "+5511987654321")
+            #expect(r.results[0].value == "+5511987654321")
 
             let history = try await api.call(.get, "/v1/subjects/\(subject)/consents", key: dpo)
             #expect(history.status == .ok)
-            let purposes = try #require(history["purposes"] as? [String: Any])
-            let wa = try #require(purposes["collection-whatsapp"] as? [String: Any])
-            #expect(wa["consent"] as? String == "granted")
-            #expect(wa["legal_basis"] as? String == "consent")
-            let events = try #require(wa["history"] as? [[String: Any]])
-            #expect(events.map { $0["status"] as? String } == ["granted", "revoked", "granted"])
-            #expect(events.map { $0["recorded_by"] as? String } == ["whatsapp-bot", "dpo", "dpo"])
-            #expect(events[0]["evidence"] as? String == grant["evidence"])
-            let seqs = events.compactMap { $0["seq"] as? Int }
+            let purposes = try history.decode(ConsentsResponse.self).purposes
+            let wa = try #require(purposes["collection-whatsapp"])
+            #expect(wa.consent == .granted)
+            #expect(wa.legalBasis == .consent)
+            let events = wa.history
+            #expect(events.map(\.status) == [.granted, .revoked, .granted])
+            #expect(events.map(\.recordedBy) == ["whatsapp-bot", "dpo", "dpo"])
+            #expect(events[0].evidence == grant.evidence)
+            let seqs = events.map(\.seq)
             #expect(seqs == seqs.sorted() && Set(seqs).count == 3)
             #expect(purposes.count == 4)
-            #expect((purposes["collection-call"] as? [String: Any])?["consent"] as? String == "none")
+            #expect(purposes["collection-call"]?.consent == ConsentState.none)
         }
         // Evidence is encrypted at rest.
         #expect(!(try await tv.storeBytes()).contains(bytes: Array("HBgLNTUxMTk4NzY1NDMyMRUCABIYFjNFQjA".utf8)))
@@ -77,41 +78,41 @@ struct ConsentAndLookupTests {
         let crm = try await tv.principal("crm").key
         try await withAPI(tv) { api in
             let created = try await api.createSubject(key: crm, ref: "crm-1", joao)
-            let subject = created["subject"] as! String
+            let subject = try created.subject
             let phone = created.tokens["phone"]!, name = created.tokens["name"]!
             var r = try await api.detokenize(key: crm, purpose: "collection-call", [phone])
-            #expect(r.results[0]["value"] as? String == "+5511987654321")
+            #expect(r.results[0].value == "+5511987654321")
 
-            let o = try await api.call(.put, "/v1/subjects/\(subject)/objections/collection-call", key: crm,
-                                       body: #"{"channel":"phone","evidence":"call-2026-11-29-0042"}"#)
+            let o = try await api.send(.put, "/v1/subjects/\(subject)/objections/collection-call", key: crm,
+                                       ConsentRequest(channel: "phone", evidence: "call-2026-11-29-0042"))
             #expect(o.status == .ok, "\(o.raw)")
-            #expect(o["status"] as? String == "objected")
+            #expect(try o.decode(ConsentEvent.self).status == .objected)
             r = try await api.detokenize(key: crm, purpose: "collection-call", [phone])
-            #expect(deniedCode(r.results[0]) == "objection")
+            #expect(deniedCode(r.results[0]) == .objection)
             r = try await api.detokenize(key: crm, purpose: "payment", [name])
-            #expect(r.results[0]["value"] as? String == "João da Silva", "an objection is per purpose")
+            #expect(r.results[0].value == "João da Silva", "an objection is per purpose")
 
             // Exercise of rights (Art. 7 VI) is not stopped by an objection.
             _ = try await api.call(.put, "/v1/subjects/\(subject)/objections/legal-defense", key: crm)
             r = try await api.detokenize(key: crm, purpose: "legal-defense", [name])
-            #expect(r.results[0]["value"] as? String == "João da Silva")
+            #expect(r.results[0].value == "João da Silva")
 
             // Withdrawing needs evidence, and a service that holds the purpose (or the DPO).
             let bare = try await api.call(.delete, "/v1/subjects/\(subject)/objections/collection-call", key: crm)
-            #expect(bare.status == .unprocessableContent && bare.errorCode == "evidence_required")
-            let w = try await api.call(.delete, "/v1/subjects/\(subject)/objections/collection-call", key: crm,
-                                       body: #"{"evidence":"call-2026-11-29-0042: the debtor agreed to be called again"}"#)
+            #expect(bare.status == .unprocessableContent && bare.errorCode == .evidenceRequired)
+            let w = try await api.send(.delete, "/v1/subjects/\(subject)/objections/collection-call", key: crm,
+                                       ConsentRequest(evidence: "call-2026-11-29-0042: the debtor agreed to be called again"))
             #expect(w.status == .ok)
-            #expect(w["status"] as? String == "withdrawn")
+            #expect(try w.decode(ConsentEvent.self).status == .withdrawn)
             r = try await api.detokenize(key: crm, purpose: "collection-call", [phone])
-            #expect(r.results[0]["value"] as? String == "+5511987654321")
+            #expect(r.results[0].value == "+5511987654321")
 
             let states = try await api.call(.get, "/v1/subjects/\(subject)/consents", key: crm)
-            let purposes = try #require(states["purposes"] as? [String: Any])
+            let purposes = try states.decode(ConsentsResponse.self).purposes
             #expect(Set(purposes.keys) == ["collection-call", "payment", "legal-defense"], "a service sees only its purposes")
-            let ld = try #require(purposes["legal-defense"] as? [String: Any])
-            #expect(ld["objection"] as? Bool == true)
-            #expect(ld["objection_blocks"] as? Bool == false)
+            let ld = try #require(purposes["legal-defense"])
+            #expect(ld.objection == true)
+            #expect(ld.objectionBlocks == false)
         }
     }
 
@@ -123,32 +124,40 @@ struct ConsentAndLookupTests {
         let dpo = try await tv.principal("dpo").key
         let auditor = try await tv.principal("auditor").key
         try await withAPI(tv) { api in
-            let subject = try await api.createSubject(key: crm, ref: "crm-1", joao)["subject"] as! String
+            let subject = try await api.createSubject(key: crm, ref: "crm-1", joao).subject
             let base = "/v1/subjects/\(subject)"
-            var noEvidence = grant
-            noEvidence["evidence"] = nil
-            var noNotice = grant
-            noNotice["notice_version"] = nil
-            var badStatus = grant
-            badStatus["status"] = "maybe"
-            let cases: [(String, String, String?, Any, HTTPResponse.Status, String)] = [
-                (base + "/consents/collection-call", dpo, nil, grant, .unprocessableContent, "consent_not_applicable"),
-                (base + "/consents/marketing", dpo, nil, grant, .notFound, "purpose_unknown"),
-                (base + "/consents/collection-whatsapp", dpo, nil, noEvidence, .unprocessableContent, "evidence_required"),
-                (base + "/consents/collection-whatsapp", dpo, nil, noNotice, .unprocessableContent, "notice_version_required"),
-                (base + "/consents/collection-whatsapp", dpo, nil, badStatus, .badRequest, "malformed_request"),
-                (base + "/consents/collection-whatsapp", crm, nil, grant, .forbidden, "forbidden"),
-                (base + "/consents/collection-whatsapp", auditor, nil, grant, .forbidden, "forbidden"),
-                ("/v1/subjects/sub_aaaaaaaaaaaaaaaaaaaaaaaaaa/consents/collection-whatsapp", bot, nil, grant, .notFound, "subject_not_found"),
-                (base + "/objections/collection-whatsapp", crm, "PUT", [:] as [String: Any], .unprocessableContent, "objection_not_applicable"),
-                (base + "/objections/collection-call", auditor, "PUT", [:] as [String: Any], .forbidden, "forbidden"),
+            let noEvidence = ConsentRequest(status: grant.status, channel: grant.channel, noticeVersion: grant.noticeVersion)
+            let noNotice = ConsentRequest(status: grant.status, channel: grant.channel, evidence: grant.evidence)
+            let badStatus = ConsentRequest(status: "maybe", channel: grant.channel, evidence: grant.evidence, noticeVersion: grant.noticeVersion)
+            let cases: [(String, String, ConsentRequest, HTTPResponse.Status, ErrorCode)] = [
+                (base + "/consents/collection-call", dpo, grant, .unprocessableContent, .consentNotApplicable),
+                (base + "/consents/marketing", dpo, grant, .notFound, .purposeUnknown),
+                // A service naming a purpose the policy does not have: the same 404 as the DPO.
+                (base + "/consents/marketing", bot, grant, .notFound, .purposeUnknown),
+                (base + "/consents/collection-whatsapp", dpo, noEvidence, .unprocessableContent, .evidenceRequired),
+                (base + "/consents/collection-whatsapp", dpo, noNotice, .unprocessableContent, .noticeVersionRequired),
+                (base + "/consents/collection-whatsapp", dpo, badStatus, .badRequest, .malformedRequest),
+                // A service may record consent only for a purpose it holds; the auditor may not record any.
+                (base + "/consents/collection-whatsapp", crm, grant, .forbidden, .purposeNotAllowed),
+                (base + "/consents/collection-whatsapp", auditor, grant, .forbidden, .forbidden),
+                ("/v1/subjects/sub_aaaaaaaaaaaaaaaaaaaaaaaaaa/consents/collection-whatsapp", bot, grant, .notFound, .subjectNotFound),
+                (base + "/objections/collection-whatsapp", crm, ConsentRequest(), .unprocessableContent, .objectionNotApplicable),
+                (base + "/objections/marketing", crm, ConsentRequest(), .notFound, .purposeUnknown),
+                (base + "/objections/marketing", dpo, ConsentRequest(), .notFound, .purposeUnknown),
+                (base + "/objections/collection-call", auditor, ConsentRequest(), .forbidden, .forbidden),
             ]
-            for (uri, key, _, body, status, code) in cases {
-                let r = try await api.call(.put, uri, key: key, body: jsonText(body))
+            for (uri, key, body, status, code) in cases {
+                let r = try await api.send(.put, uri, key: key, body)
                 #expect(r.status == status, "\(uri) \(r.raw)")
                 #expect(r.errorCode == code, "\(uri)")
             }
-            let revokeOnly = try await api.call(.put, base + "/consents/collection-whatsapp", key: dpo, body: #"{"status":"revoked"}"#)
+            // Withdrawing an objection to a purpose the policy does not have is 404, whoever asks.
+            for key in [crm, dpo] {
+                let r = try await api.send(.delete, base + "/objections/marketing", key: key, ConsentRequest(evidence: "call 42"))
+                #expect(r.status == .notFound && r.errorCode == .purposeUnknown, "\(r.raw)")
+            }
+            let revokeOnly = try await api.send(.put, base + "/consents/collection-whatsapp", key: dpo,
+                                                ConsentRequest(status: ConsentStatus.revoked.rawValue))
             #expect(revokeOnly.status == .ok, "revocation needs no evidence (Art. 8 §5)")
             #expect(try await api.call(.get, base + "/consents", key: auditor).status == .forbidden)
             #expect(try await api.call(.get, "/v1/subjects/sub_aaaaaaaaaaaaaaaaaaaaaaaaaa/consents", key: dpo).status == .notFound)
@@ -164,19 +173,19 @@ struct ConsentAndLookupTests {
         let dpo = try await a.principal("dpo").key
         let (subject, phone) = try await withAPI(a) { api in
             let c = try await api.createSubject(key: crm, ref: "crm-1", joao)
-            _ = try await api.call(.put, "/v1/subjects/\(c["subject"] as! String)/consents/collection-whatsapp", key: dpo, body: jsonText(grant))
-            return (c["subject"] as! String, c.tokens["phone"]!)
+            _ = try await api.send(.put, "/v1/subjects/\(try c.subject)/consents/collection-whatsapp", key: dpo, grant)
+            return (try c.subject, c.tokens["phone"]!)
         }
         try await withAPI(b) { api in
             let r = try await api.detokenize(key: bot, purpose: "collection-whatsapp", [phone])
-            #expect(r.results[0]["value"] as? String == "+5511987654321")
+            #expect(r.results[0].value == "+5511987654321")
         }
         try await withAPI(a) { api in
-            _ = try await api.call(.put, "/v1/subjects/\(subject)/consents/collection-whatsapp", key: dpo, body: jsonText(revoke))
+            _ = try await api.send(.put, "/v1/subjects/\(subject)/consents/collection-whatsapp", key: dpo, revoke)
         }
         try await withAPI(b) { api in
             let r = try await api.detokenize(key: bot, purpose: "collection-whatsapp", [phone])
-            #expect(deniedCode(r.results[0]) == "consent_revoked")
+            #expect(deniedCode(r.results[0]) == .consentRevoked)
         }
     }
 
@@ -185,56 +194,55 @@ struct ConsentAndLookupTests {
         let tv = try await TestVault.make()
         let crm = try await tv.principal("crm").key
         try await withAPI(tv) { api in
-            let subject = try await api.createSubject(key: crm, ref: "crm-1", joao)["subject"] as! String
+            let subject = try await api.createSubject(key: crm, ref: "crm-1", joao).subject
             _ = try await api.createSubject(key: crm, ref: "crm-2", ["cpf": "529.982.247-25", "phone": "+55 21 3456-7890", "name": "Maria"])
             for (purpose, field, value) in [("payment", "cpf", "123.456.789-09"), ("payment", "cpf", "12345678909"),
                                             ("collection-call", "phone", "+55 11 98765-4321"), ("collection-call", "phone", "(11) 98765-4321"),
                                             ("collection-call", "phone", "11987654321")] {
-                let r = try await api.post("/v1/lookup", key: crm, ["purpose": purpose, "field": field, "value": value])
+                let r = try await api.lookup(key: crm, purpose: purpose, field: field, value: value)
                 #expect(r.status == .ok, "\(value): \(r.raw)")
-                #expect(r["subject"] as? String == subject)
-                let token = try #require(r["token"] as? String)
-                let d = try await api.detokenize(key: crm, purpose: purpose, [token])
-                #expect(d.results[0]["field"] as? String == field)
-                #expect(d.results[0]["value"] != nil)
+                let found = try r.decode(LookupResponse.self)
+                #expect(found.subject == subject)
+                let d = try await api.detokenize(key: crm, purpose: purpose, [found.token])
+                #expect(d.results[0].field == field)
+                #expect(d.results[0].value != nil)
             }
         }
     }
 
-    @Test("lookup: not searchable 422, outside the purpose 403, purpose not held 403, a miss and a denial look the same")
+    @Test("lookup: not searchable 422, outside the purpose 403, purpose not held 403, unknown purpose 404, a miss and a denial look the same")
     func lookupRefusals() async throws {
         let tv = try await TestVault.make()
         let crm = try await tv.principal("crm").key
         let bot = try await tv.principal("whatsapp-bot").key
         try await withAPI(tv) { api in
-            let subject = try await api.createSubject(key: crm, ref: "crm-1", joao)["subject"] as! String
-            var r = try await api.post("/v1/lookup", key: crm, ["purpose": "payment", "field": "name", "value": "João da Silva"])
+            let subject = try await api.createSubject(key: crm, ref: "crm-1", joao).subject
+            var r = try await api.lookup(key: crm, purpose: "payment", field: "name", value: "João da Silva")
             #expect(r.status == .unprocessableContent)
-            #expect(r.errorCode == "field_not_searchable")
-            r = try await api.post("/v1/lookup", key: crm, ["purpose": "payment", "field": "phone", "value": "11987654321"])
+            #expect(r.errorCode == .fieldNotSearchable)
+            r = try await api.lookup(key: crm, purpose: "payment", field: "phone", value: "11987654321")
             #expect(r.status == .forbidden)
-            #expect(r.errorCode == "field_not_allowed")
-            r = try await api.post("/v1/lookup", key: bot, ["purpose": "payment", "field": "cpf", "value": "12345678909"])
+            #expect(r.errorCode == .fieldNotAllowed)
+            r = try await api.lookup(key: bot, purpose: "payment", field: "cpf", value: "12345678909")
             #expect(r.status == .forbidden)
-            #expect(r.errorCode == "purpose_not_allowed")
-            r = try await api.post("/v1/lookup", key: crm, ["purpose": "payment", "field": "cpf", "value": "123"])
+            #expect(r.errorCode == .purposeNotAllowed)
+            r = try await api.lookup(key: crm, purpose: "marketing", field: "cpf", value: "12345678909")
+            #expect(r.status == .notFound)
+            #expect(r.errorCode == .purposeUnknown)
+            r = try await api.lookup(key: crm, purpose: "payment", field: "cpf", value: "123")
             #expect(r.status == .unprocessableContent)
-            #expect(r.errorCode == "invalid_cpf")
+            #expect(r.errorCode == .invalid(.cpf))
 
-            let miss = try await api.post("/v1/lookup", key: crm, ["purpose": "collection-call", "field": "phone", "value": "11 91111-2222"])
+            let miss = try await api.lookup(key: crm, purpose: "collection-call", field: "phone", value: "11 91111-2222")
             _ = try await api.call(.put, "/v1/subjects/\(subject)/objections/collection-call", key: crm)
-            let denied = try await api.post("/v1/lookup", key: crm, ["purpose": "collection-call", "field": "phone", "value": "11987654321"])
+            let denied = try await api.lookup(key: crm, purpose: "collection-call", field: "phone", value: "11987654321")
             #expect(miss.status == .notFound)
             #expect(denied.status == .notFound)
-            #expect(miss.errorCode == "no_match")
-            #expect(denied.errorCode == "no_match")
+            #expect(miss.errorCode == .noMatch)
+            #expect(denied.errorCode == .noMatch)
             #expect(miss.errorMessage == denied.errorMessage)
             #expect(!denied.raw.contains(subject))
             #expect(!denied.raw.contains("objection"))
         }
     }
-}
-
-func jsonText(_ object: Any) -> String {
-    String(decoding: try! JSONSerialization.data(withJSONObject: object), as: UTF8.self)
 }

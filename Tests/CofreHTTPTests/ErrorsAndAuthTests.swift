@@ -1,3 +1,4 @@
+import CofreAPI
 import CofreCore
 import CofreTestSupport
 import Foundation
@@ -18,7 +19,7 @@ struct ErrorsAndAuthTests {
             for key in [nil, "", "garbage", unknown, revoked, String(crm.dropLast())] as [String?] {
                 let r = try await api.detokenize(key: key ?? "", purpose: "collection-call", ["tok_x"])
                 #expect(r.status == .unauthorized)
-                #expect(r.errorCode == "unauthenticated")
+                #expect(r.errorCode == .unauthenticated)
             }
             let noHeader = try await api.call(.post, "/v1/subjects", body: #"{"external_ref":"x","fields":{"name":"A"}}"#)
             #expect(noHeader.status == .unauthorized)
@@ -42,7 +43,7 @@ struct ErrorsAndAuthTests {
             for (body, path) in cases {
                 let r = try await api.call(.post, "/v1/subjects", key: crm, body: body)
                 #expect(r.status == .badRequest, "\(body)")
-                #expect(r.errorCode == "malformed_request")
+                #expect(r.errorCode == .malformedRequest)
                 if let path { #expect(r.errorMessage?.contains(path) == true, "\(r.raw)") }
                 #expect(!r.raw.contains("12345678909"))
             }
@@ -63,18 +64,18 @@ struct ErrorsAndAuthTests {
             for (field, value) in cases {
                 let r = try await api.createSubject(key: crm, ref: "r-\(field)", ["name": "Maria", field: value])
                 #expect(r.status == .unprocessableContent)
-                #expect(r.errorCode == "invalid_\(policyType(field))")
-                #expect((r.json["error"] as? [String: Any])?["field"] as? String == field)
+                #expect(r.errorCode == .invalid(policyType(field)))
+                #expect(r.error?.field == field)
                 #expect(!r.raw.contains(value))
             }
             let unknown = try await api.createSubject(key: crm, ref: "r-x", ["salary": "1000"])
             #expect(unknown.status == .unprocessableContent)
-            #expect(unknown.errorCode == "field_unknown")
+            #expect(unknown.errorCode == .fieldUnknown)
         }
     }
 
-    func policyType(_ field: String) -> String {
-        ["birth_date": "date", "debt_amount": "decimal"][field] ?? field
+    func policyType(_ field: String) -> FieldType {
+        ["birth_date": .date, "debt_amount": .decimal][field] ?? FieldType(rawValue: field)!
     }
 
     @Test("a body over 1 MiB is 413")
@@ -85,7 +86,7 @@ struct ErrorsAndAuthTests {
             let big = #"{"external_ref":"x","fields":{"name":""# + String(repeating: "a", count: 1 << 20) + #""}}"#
             let r = try await api.call(.post, "/v1/subjects", key: crm, body: big)
             #expect(r.status == .contentTooLarge)
-            #expect(r.errorCode == "body_too_large")
+            #expect(r.errorCode == .bodyTooLarge)
         }
     }
 
@@ -96,7 +97,7 @@ struct ErrorsAndAuthTests {
         try await withAPI(tv) { api in
             let many = try await api.detokenize(key: crm, purpose: "collection-call", Array(repeating: "tok_x", count: 1001))
             #expect(many.status == .badRequest)
-            #expect(many.errorCode == "too_many_tokens")
+            #expect(many.errorCode == .tooManyTokens)
             let exactly = try await api.detokenize(key: crm, purpose: "collection-call", Array(repeating: "tok_x", count: 1000))
             #expect(exactly.status == .ok)
             #expect(exactly.results.count == 1000)
@@ -105,14 +106,26 @@ struct ErrorsAndAuthTests {
         }
     }
 
-    @Test("an unknown route or method is a JSON 404")
+    @Test("an unknown route is a JSON 404; a known path with another method is a JSON 405 with Allow")
     func notFound() async throws {
         let tv = try await TestVault.make()
         try await withAPI(tv) { api in
-            for (method, uri) in [(HTTPRequest.Method.get, "/v2/nothing"), (.delete, "/v1/subjects"), (.get, "/v1/detokenize")] {
+            for uri in ["/v2/nothing", "/v1/subjects/sub_x/nothing", "/v1"] {
+                let r = try await api.call(.get, uri)
+                #expect(r.status == .notFound, "\(uri)")
+                #expect(r.errorCode == .notFound)
+                #expect(r.headers[.init("X-Request-Id")!]?.hasPrefix("req_") == true)
+            }
+            let cases: [(HTTPRequest.Method, String, String)] = [
+                (.delete, "/v1/subjects", "POST"), (.get, "/v1/detokenize", "POST"), (.patch, "/healthz", "GET"),
+                (.post, "/v1/subjects/sub_x/consents", "GET"), (.get, "/v1/subjects/sub_x/objections/collection-call", "PUT, DELETE"),
+                (.init("QUERY")!, "/v1/audit/events", "GET"), (.trace, "/v1/tokenize", "POST"),
+            ]
+            for (method, uri, allow) in cases {
                 let r = try await api.call(method, uri)
-                #expect(r.status == .notFound)
-                #expect(r.errorCode == "not_found")
+                #expect(r.status == .methodNotAllowed, "\(method) \(uri)")
+                #expect(r.errorCode == .methodNotAllowed)
+                #expect(r.headers[.allow] == allow, "\(method) \(uri)")
             }
         }
     }
@@ -127,16 +140,16 @@ struct ErrorsAndAuthTests {
             failing.store!.failAudit = true
             let r = try await api.detokenize(key: crm, purpose: "collection-call", [created.tokens["phone"]!])
             #expect(r.status == .serviceUnavailable)
-            #expect(r.errorCode == "audit_unavailable")
+            #expect(r.errorCode == .auditUnavailable)
             #expect(!r.raw.contains("98765"))
             let w = try await api.createSubject(key: crm, ref: "crm-2", ["name": "Ana"])
             #expect(w.status == .serviceUnavailable)
-            let p = try await api.post("/v1/tokenize", key: crm, ["subject": created["subject"]!, "field": "phone", "value": "11912345678"])
+            let p = try await api.tokenize(key: crm, subject: try created.subject, field: "phone", value: "11912345678")
             #expect(p.status == .serviceUnavailable)
             failing.store!.failAudit = false
             // Nothing changed: the old phone token still reads the old number, crm-2 was never created.
             let again = try await api.detokenize(key: crm, purpose: "collection-call", [created.tokens["phone"]!])
-            #expect(again.results[0]["value"] as? String == "+5511987654321")
+            #expect(again.results[0].value == "+5511987654321")
             #expect(try await api.createSubject(key: crm, ref: "crm-2", ["name": "Ana"]).status == .created)
         }
     }

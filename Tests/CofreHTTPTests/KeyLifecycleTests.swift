@@ -1,3 +1,4 @@
+import CofreAPI
 import CofreCore
 import CofreSQLite
 import CofreTestSupport
@@ -37,16 +38,17 @@ struct KeyLifecycleTests {
         let restarted = try await tv.reopen()
         try await withAPI(restarted) { api in
             let a = try await api.detokenize(key: crm, purpose: "legal-defense", [first["name"]!, first["cpf"]!, first["address"]!])
-            #expect(a.results.map { $0["value"] as? String } == ["João da Silva", "12345678909", "Rua das Flores, 10, São Paulo"])
+            #expect(a.results.map(\.value) == ["João da Silva", "12345678909", "Rua das Flores, 10, São Paulo"])
             let b = try await api.detokenize(key: crm, purpose: "payment", [second["cpf"]!])
-            #expect(b.results[0]["value"] as? String == "52998224725")
+            #expect(b.results[0].value == "52998224725")
             // Lookups and the audit chain survived: their keys were re-wrapped, not replaced.
-            let l = try await api.post("/v1/lookup", key: crm, ["purpose": "payment", "field": "cpf", "value": "123.456.789-09"])
+            let l = try await api.lookup(key: crm, purpose: "payment", field: "cpf", value: "123.456.789-09")
             #expect(l.status == .ok)
         }
         #expect(try await restarted.vault.verifyAudit().ok)
         let actions = try await restarted.vault.store.auditEvents(AuditQuery(service: "operator", limit: 100)).map(\.draft.action)
-        #expect(actions.contains("keys.rotate") && actions.contains("keys.rewrap") && actions.contains("keys.retire"))
+        #expect(actions.contains(AuditAction.keysRotate.rawValue) && actions.contains(AuditAction.keysRewrap.rawValue)
+                && actions.contains(AuditAction.keysRetire.rawValue))
     }
 
     @Test("a rewrap interrupted halfway resumes and finishes; reads work at every step")
@@ -60,7 +62,8 @@ struct KeyLifecycleTests {
         #expect(partial.remaining == joao.count + 2 - 4)
         try await withAPI(tv) { api in
             let r = try await api.detokenize(key: crm, purpose: "legal-defense", Array(tokens.values))
-            #expect(r.results.allSatisfy { $0["denied"] == nil || deniedCode($0) == "field_not_allowed" })
+            #expect(r.results.count == tokens.count)
+            #expect(r.results.allSatisfy { $0.denied == nil || deniedCode($0) == .fieldNotAllowed })
         }
         let rest = try await tv.vault.rewrapDataKeys(batchSize: 2, maxBatches: nil)
         #expect(rest.rewrapped == joao.count + 2 - 4)
@@ -79,7 +82,7 @@ struct KeyLifecycleTests {
         #expect(b.vault.dataKeys.ring.primaryVersion == 1)
         try await withAPI(b) { api in
             let r = try await api.detokenize(key: crm, purpose: "payment", [tokens["name"]!])
-            #expect(r.results[0]["value"] as? String == "Ana")
+            #expect(r.results[0].value == "Ana")
         }
         #expect(b.vault.dataKeys.ring.primaryVersion == 2, "the miss made B reload, so its new wraps use v2")
     }

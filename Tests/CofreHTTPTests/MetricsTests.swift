@@ -1,3 +1,4 @@
+import CofreAPI
 import CofreCore
 import CofreTestSupport
 import Foundation
@@ -13,11 +14,11 @@ struct MetricsTests {
         let bot = try await tv.principal("whatsapp-bot").key
         try await withAPI(tv) { api in
             let c = try await api.createSubject(key: crm, ref: "metrics-1", joao)
-            let s = c["subject"] as! String
+            let s = try c.subject
             _ = try await api.detokenize(key: crm, purpose: "collection-call", [c.tokens["phone"]!, c.tokens["debt_amount"]!])
             _ = try await api.detokenize(key: bot, purpose: "collection-whatsapp", [c.tokens["phone"]!])
             _ = try await api.detokenize(key: bot, purpose: "purpose-\(s)", [c.tokens["phone"]!])
-            _ = try await api.call(.put, "/v1/subjects/\(s)/consents/collection-whatsapp", key: bot, body: jsonText(grant))
+            _ = try await api.send(.put, "/v1/subjects/\(s)/consents/collection-whatsapp", key: bot, grant)
             _ = try await api.call(.get, "/v2/\(s)")
 
             let m = try await api.call(.get, "/metrics")
@@ -25,8 +26,8 @@ struct MetricsTests {
             let text = m.raw
             #expect(text.contains("cofre_reveal_decisions_total"))
             #expect(text.contains(#"purpose="collection-call""#))
-            #expect(text.contains(#"code="field_not_allowed""#))
-            #expect(text.contains(#"code="consent_missing""#))
+            #expect(text.contains("code=\"\(DenialCode.fieldNotAllowed.rawValue)\""))
+            #expect(text.contains("code=\"\(DenialCode.consentMissing.rawValue)\""))
             #expect(text.contains(#"purpose="unknown""#), "a purpose outside the policy is never a label")
             #expect(text.contains("cofre_consent_events_total"))
             #expect(text.contains("cofre_store_commit_seconds"))

@@ -1,3 +1,4 @@
+import CofreAPI
 import CofreCore
 import CofreTestSupport
 import Foundation
@@ -13,14 +14,14 @@ struct NoLeakTests {
         let bot = try await tv.principal("whatsapp-bot").key
         let (subject, tokens) = try await withAPI(tv) { api in
             let created = try await api.createSubject(key: crm, ref: "crm-secret-ref-42", joao)
-            let subject = created["subject"] as! String
+            let subject = try created.subject
             let t = created.tokens
             _ = try await api.detokenize(key: crm, purpose: "collection-call", Array(t.values))
             _ = try await api.detokenize(key: crm, purpose: "legal-defense", Array(t.values))
             _ = try await api.detokenize(key: bot, purpose: "collection-whatsapp", Array(t.values))
             _ = try await api.createSubject(key: crm, ref: "crm-2", ["cpf": "123.456.789-00", "name": "Maria Souza"])
             _ = try await api.call(.post, "/v1/subjects", key: crm, body: "{not json 12345678909")
-            let fix = try await api.post("/v1/subjects/\(subject)/fields", key: crm, ["fields": ["phone": "+55 21 99999-0000"]])
+            let fix = try await api.putFields(key: crm, subject: subject, ["phone": "+55 21 99999-0000"])
             return (subject, Array(t.values) + Array(fix.tokens.values))
         }
         let logs = tv.logs.text

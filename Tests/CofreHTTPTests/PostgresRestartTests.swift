@@ -1,3 +1,4 @@
+import CofreAPI
 import CofreCore
 import CofreTestSupport
 import Foundation
@@ -40,7 +41,7 @@ struct PostgresRestartTests {
                                 let a = try await api.detokenize(key: crm, purpose: "collection-call", [s.name.token])
                                 inFlight.set(worker, nil)
                                 statuses.add(a.status)
-                                if a.status == .ok, a.results.first?["value"] as? String == s.name.value,
+                                if a.status == .ok, a.results.first?.value == s.name.value,
                                    let id = a.headers[HTTPField.Name("X-Request-Id")!] {
                                     ledger.revealed(requestID: id)
                                 }
@@ -50,7 +51,7 @@ struct PostgresRestartTests {
                                 let a = try await api.createSubject(key: crm, ref: ref, ["name": name, "phone": value])
                                 inFlight.set(worker, nil)
                                 statuses.add(a.status)
-                                if a.status == .created, let s = a["subject"] as? String, let tn = a.tokens["name"], let tp = a.tokens["phone"] {
+                                if a.status == .created, let s = try? a.subject, let tn = a.tokens["name"], let tp = a.tokens["phone"] {
                                     ledger.created(ref: ref, id: s, name: (tn, name), phone: (tp, "+55" + value.filter(\.isNumber)))
                                 }
                             }
@@ -101,11 +102,11 @@ struct PostgresRestartTests {
             #expect(subjects.count > 4, "run \(run): too little work to judge")
             for (ref, s) in subjects {
                 let r = try await api.detokenize(key: crm, purpose: "collection-call", [s.name.token, s.phones[0].token])
-                #expect(r.results.first?["value"] as? String == s.name.value, "run \(run), \(ref): an acknowledged subject is not readable")
-                #expect(r.results.last?["value"] as? String == s.phones[0].value, "run \(run), \(ref)")
+                #expect(r.results.first?.value == s.name.value, "run \(run), \(ref): an acknowledged subject is not readable")
+                #expect(r.results.last?.value == s.phones[0].value, "run \(run), \(ref)")
             }
             let verify = try await api.call(.get, "/v1/audit/verify", key: auditor)
-            #expect(verify["ok"] as? Bool == true, "run \(run): \(verify.raw)")
+            #expect((try? verify.decode(VerifyResponse.self))?.ok == true, "run \(run): \(verify.raw)")
         }
         let recorded = Set(try await tv.vault.store.auditPage(after: 0, limit: 1_000_000).compactMap { $0.draft.requestID })
         let missing = ledger.revealsBefore(Int.max).filter { !recorded.contains($0) }

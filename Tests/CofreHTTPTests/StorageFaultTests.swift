@@ -1,3 +1,4 @@
+import CofreAPI
 import CofreCore
 import CofreTestSupport
 import Foundation
@@ -26,7 +27,7 @@ struct StorageFaultTests {
 
         try await withAPI(tv) { api in
             let created = try await api.createSubject(key: crm, ref: "f-1", ["name": "Ana Souza", "phone": "11 98888-7777"])
-            let s = try #require(created["subject"] as? String)
+            let s = try created.subject
             let nameToken = try #require(created.tokens["name"])
             #expect(try await api.call(.get, "/readyz").status == .ok)
             let eventsBefore = try await tv.vault.store.auditPage(after: 0, limit: 100_000).count
@@ -36,7 +37,7 @@ struct StorageFaultTests {
             // Writes: refused whole.
             let create = try await api.createSubject(key: crm, ref: "f-2", ["name": "Bia Lima"])
             #expect(create.status == .serviceUnavailable, "\(label): create answered \(create.status)")
-            let correct = try await api.post("/v1/subjects/\(s)/fields", key: crm, ["fields": ["phone": "11 97777-6666"]])
+            let correct = try await api.putFields(key: crm, subject: s, ["phone": "11 97777-6666"])
             #expect(correct.status == .serviceUnavailable, "\(label): correction answered \(correct.status)")
             // A reveal needs its audit event in the data store: without it, nothing leaves. With the key
             // store failing, a reveal may still be served (its keys may be cached), audited as usual.
@@ -48,7 +49,7 @@ struct StorageFaultTests {
                 #expect(reveal.status == .ok || reveal.status == .serviceUnavailable, "\(label): reveal answered \(reveal.status)")
             }
             for a in [create, correct, reveal] where a.status == .serviceUnavailable {
-                #expect(["unavailable", "audit_unavailable"].contains(a.errorCode ?? ""), "\(label): \(a.errorCode ?? a.raw)")
+                #expect(a.errorCode == .unavailable || a.errorCode == .auditUnavailable, "\(label): \(a.raw)")
             }
             let ready = try await api.call(.get, "/readyz")
             #expect(ready.status == .serviceUnavailable, "\(label): /readyz answered \(ready.status) while the store fails")
@@ -64,14 +65,14 @@ struct StorageFaultTests {
             #expect(eventsDuring <= (reveal.status == .ok ? 1 : 0), "\(label): \(eventsDuring) events recorded for refused calls")
 
             let again = try await api.createSubject(key: crm, ref: "f-2", ["name": "Bia Lima"])
-            #expect(again.status == .created, "\(label): create after recovery answered \(again.status) \(again.errorCode ?? "")")
-            let fixed = try await api.post("/v1/subjects/\(s)/fields", key: crm, ["fields": ["phone": "11 97777-6666"]])
+            #expect(again.status == .created, "\(label): create after recovery answered \(again.status) \(again.raw)")
+            let fixed = try await api.putFields(key: crm, subject: s, ["phone": "11 97777-6666"])
             #expect(fixed.status == .ok, "\(label): correction after recovery answered \(fixed.status)")
             let revealed = try await api.detokenize(key: crm, purpose: "collection-call", [nameToken])
-            #expect(revealed.results.first?["value"] as? String == "Ana Souza", "\(label): the acknowledged name is gone")
+            #expect(revealed.results.first?.value == "Ana Souza", "\(label): the acknowledged name is gone")
             let verify = try await api.call(.get, "/v1/audit/verify", key: auditor)
-            #expect(verify["ok"] as? Bool == true, "\(label): \(verify.raw)")
-            let subjects = [s] + [again["subject"] as? String].compactMap { $0 }
+            #expect((try? verify.decode(VerifyResponse.self))?.ok == true, "\(label): \(verify.raw)")
+            let subjects = [s] + [try? again.subject].compactMap { $0 }
             #expect(try await tv.invariantViolations(subjects: subjects) == [], "\(label)")
         }
     }

@@ -1,3 +1,4 @@
+import CofreAPI
 import CofreCore
 import HTTPTypes
 import CofreTestSupport
@@ -19,7 +20,7 @@ struct SubjectAndRevealTests {
         try await withAPI(tv) { api in
             let h = try await api.call(.get, "/healthz")
             #expect(h.status == .ok)
-            #expect(h["status"] as? String == "ok")
+            #expect(try h.decode(StatusResponse.self).status == "ok")
             #expect(try await api.call(.get, "/readyz").status == .ok)
         }
     }
@@ -31,7 +32,7 @@ struct SubjectAndRevealTests {
         try await withAPI(tv) { api in
             let created = try await api.createSubject(key: crm, ref: "crm-1", joao)
             #expect(created.status == .created)
-            let subject = try #require(created["subject"] as? String)
+            let subject = try created.subject
             #expect(Identifiers.isSubject(subject))
             #expect(Set(created.tokens.keys) == Set(joao.keys))
             #expect(created.tokens.values.allSatisfy(Identifiers.isToken))
@@ -41,18 +42,19 @@ struct SubjectAndRevealTests {
             let call = try await api.detokenize(key: crm, purpose: "collection-call", [t["phone"]!, t["name"]!, t["cpf"]!, t["debt_amount"]!])
             #expect(call.status == .ok)
             let r = call.results
-            #expect(r[0]["value"] as? String == "+5511987654321")
-            #expect(r[0]["reveal"] as? String == "plain")
-            #expect(r[0]["field"] as? String == "phone")
-            #expect(r[1]["value"] as? String == "João da Silva")
-            #expect(r[2]["value"] as? String == "***.456.789-**")
-            #expect(r[2]["reveal"] as? String == "masked")
-            #expect((r[3]["denied"] as? [String: Any])?["code"] as? String == "field_not_allowed")
-            #expect(r[3]["value"] == nil)
+            #expect(r[0].value == "+5511987654321")
+            #expect(r[0].reveal == .plain)
+            #expect(r[0].field == "phone")
+            #expect(r[1].value == "João da Silva")
+            #expect(r[2].value == "***.456.789-**")
+            #expect(r[2].reveal == .masked)
+            #expect(deniedCode(r[3]) == .fieldNotAllowed)
+            #expect(r[3].value == nil)
+            #expect(!call.raw.contains(#""value":null"#))
 
             let pay = try await api.detokenize(key: crm, purpose: "payment", [t["cpf"]!, t["debt_amount"]!])
-            #expect(pay.results[0]["value"] as? String == "12345678909")
-            #expect(pay.results[1]["value"] as? String == "1234.50")
+            #expect(pay.results[0].value == "12345678909")
+            #expect(pay.results[1].value == "1234.50")
         }
     }
 
@@ -66,23 +68,29 @@ struct SubjectAndRevealTests {
             let r = try await api.detokenize(key: bot, purpose: "collection-whatsapp", [t["phone"]!, t["cpf"]!])
             #expect(r.status == .ok)
             for item in r.results {
-                #expect((item["denied"] as? [String: Any])?["code"] as? String == "consent_missing")
-                #expect(item["value"] == nil)
+                #expect(deniedCode(item) == .consentMissing)
+                #expect(item.value == nil)
             }
+            #expect(!r.raw.contains(#""value":null"#))
         }
     }
 
-    @Test("a purpose the service does not hold is 403 for the whole call")
+    @Test("a purpose the service does not hold is 403 for the whole call; one the policy does not have is 404")
     func purposeNotHeld() async throws {
         let tv = try await TestVault.make()
         let crm = try await tv.principal("crm").key
         let bot = try await tv.principal("whatsapp-bot").key
         try await withAPI(tv) { api in
             let t = try await api.createSubject(key: crm, ref: "crm-1", joao).tokens
-            for (key, purpose) in [(bot, "payment"), (crm, "collection-whatsapp"), (crm, "marketing")] {
+            let cases: [(String, String, HTTPResponse.Status, ErrorCode)] = [
+                (bot, "payment", .forbidden, .purposeNotAllowed),
+                (crm, "collection-whatsapp", .forbidden, .purposeNotAllowed),
+                (crm, "marketing", .notFound, .purposeUnknown),
+            ]
+            for (key, purpose, status, code) in cases {
                 let r = try await api.detokenize(key: key, purpose: purpose, [t["phone"]!])
-                #expect(r.status == .forbidden)
-                #expect(r.errorCode == "purpose_not_allowed")
+                #expect(r.status == status, "\(purpose): \(r.raw)")
+                #expect(r.errorCode == code, "\(purpose)")
                 #expect(!r.raw.contains("+5511987654321"))
             }
         }
@@ -97,8 +105,8 @@ struct SubjectAndRevealTests {
             let fake = "tok_" + String(repeating: "a", count: 32)
             let r = try await api.detokenize(key: crm, purpose: "collection-call", [fake, "tok_short", "", t["phone"]!])
             #expect(r.results.count == 4)
-            for i in 0..<3 { #expect((r.results[i]["denied"] as? [String: Any])?["code"] as? String == "token_unknown") }
-            #expect(r.results[3]["value"] as? String == "+5511987654321")
+            for i in 0..<3 { #expect(deniedCode(r.results[i]) == .tokenUnknown) }
+            #expect(r.results[3].value == "+5511987654321")
         }
     }
 
@@ -110,7 +118,7 @@ struct SubjectAndRevealTests {
             try await withAPI(tv) { api in
                 let r = try await api.createSubject(key: key, ref: "x-\(service)", ["name": "Maria"])
                 #expect(r.status == .forbidden)
-                #expect(r.errorCode == "forbidden")
+                #expect(r.errorCode == .forbidden)
                 let d = try await api.detokenize(key: key, purpose: "collection-call", ["tok_x"])
                 #expect(d.status == .forbidden)
             }
@@ -125,8 +133,8 @@ struct SubjectAndRevealTests {
             let first = try await api.createSubject(key: crm, ref: "crm-1", joao)
             let second = try await api.createSubject(key: crm, ref: "crm-1", ["name": "Outra Pessoa"])
             #expect(second.status == .conflict)
-            #expect(second.errorCode == "subject_exists")
-            #expect((second.json["error"] as? [String: Any])?["subject"] as? String == first["subject"] as? String)
+            #expect(second.errorCode == .subjectExists)
+            #expect(second.error?.subject == (try first.subject))
         }
         #expect(try await tv.vault.dataKeys.store.countByKEKVersion()[1] == joao.count + 2)  // + blind-index and audit keys
     }
@@ -137,23 +145,23 @@ struct SubjectAndRevealTests {
         let crm = try await tv.principal("crm").key
         let subject = try await withAPI(tv) { api in
             let created = try await api.createSubject(key: crm, ref: "crm-1", joao)
-            let subject = created["subject"] as! String
+            let subject = try created.subject
             let old = created.tokens["phone"]!
-            let put = try await api.post("/v1/subjects/\(subject)/fields", key: crm, ["fields": ["phone": "+55 21 99999-0000"]])
+            let put = try await api.putFields(key: crm, subject: subject, ["phone": "+55 21 99999-0000"])
             #expect(put.status == .ok)
             let fresh = try #require(put.tokens["phone"])
             #expect(fresh != old)
             let r = try await api.detokenize(key: crm, purpose: "collection-call", [old, fresh, created.tokens["name"]!])
-            #expect((r.results[0]["denied"] as? [String: Any])?["code"] as? String == "token_unknown")
-            #expect(r.results[1]["value"] as? String == "+5521999990000")
-            #expect(r.results[2]["value"] as? String == "João da Silva")
+            #expect(deniedCode(r.results[0]) == .tokenUnknown)
+            #expect(r.results[1].value == "+5521999990000")
+            #expect(r.results[2].value == "João da Silva")
 
-            let tok = try await api.post("/v1/tokenize", key: crm, ["subject": subject, "field": "phone", "value": "11 91234-5678"])
+            let tok = try await api.tokenize(key: crm, subject: subject, field: "phone", value: "11 91234-5678")
             #expect(tok.status == .ok)
-            let third = try #require(tok["token"] as? String)
+            let third = try tok.decode(TokenizeResponse.self).token
             let r2 = try await api.detokenize(key: crm, purpose: "collection-call", [fresh, third])
-            #expect((r2.results[0]["denied"] as? [String: Any])?["code"] as? String == "token_unknown")
-            #expect(r2.results[1]["value"] as? String == "+5511912345678")
+            #expect(deniedCode(r2.results[0]) == .tokenUnknown)
+            #expect(r2.results[1].value == "+5511912345678")
             return subject
         }
         // Generations 1 and 2 of the phone's data key were destroyed; only generation 3's remains, in a
@@ -171,22 +179,22 @@ struct SubjectAndRevealTests {
         let crm = try await tv.principal("crm").key
         try await withAPI(tv) { api in
             let created = try await api.createSubject(key: crm, ref: "crm-1", joao)
-            let subject = created["subject"] as! String
+            let subject = try created.subject
             let missing = "sub_" + String(repeating: "a", count: 26)
             for s in [missing, "not-a-subject"] {
-                let r = try await api.post("/v1/subjects/\(s)/fields", key: crm, ["fields": ["phone": "11987654321"]])
+                let r = try await api.putFields(key: crm, subject: s, ["phone": "11987654321"])
                 #expect(r.status == .notFound)
-                #expect(r.errorCode == "subject_not_found")
+                #expect(r.errorCode == .subjectNotFound)
             }
-            let bad = try await api.post("/v1/subjects/\(subject)/fields", key: crm, ["fields": ["phone": "11987654321", "cpf": "111"]])
+            let bad = try await api.putFields(key: crm, subject: subject, ["phone": "11987654321", "cpf": "111"])
             #expect(bad.status == .unprocessableContent)
-            #expect(bad.errorCode == "invalid_cpf")
+            #expect(bad.errorCode == .invalid(.cpf))
             // The phone was not replaced: the original token still reads.
             let r = try await api.detokenize(key: crm, purpose: "collection-call", [created.tokens["phone"]!])
-            #expect(r.results[0]["value"] as? String == "+5511987654321")
-            let unknownField = try await api.post("/v1/tokenize", key: crm, ["subject": subject, "field": "salary", "value": "1"])
+            #expect(r.results[0].value == "+5511987654321")
+            let unknownField = try await api.tokenize(key: crm, subject: subject, field: "salary", value: "1")
             #expect(unknownField.status == .unprocessableContent)
-            #expect(unknownField.errorCode == "field_unknown")
+            #expect(unknownField.errorCode == .fieldUnknown)
         }
     }
 
@@ -201,12 +209,14 @@ struct SubjectAndRevealTests {
         try await withAPI(tv) { api in
             let t = try await api.createSubject(key: crm, ref: "crm-1", joao).tokens
             let r = try await api.detokenize(key: crm, purpose: "summary", [t["name"]!, t["debt_amount"]!, t["email"]!, t["birth_date"]!])
-            #expect(r.results[0]["reveal"] as? String == "redacted")
-            #expect(r.results[0]["value"] == nil)
-            #expect(r.results[1]["reveal"] as? String == "redacted")
-            #expect(r.results[1]["value"] == nil)
-            #expect(r.results[2]["value"] as? String == "j***@example.com")
-            #expect(r.results[3]["value"] as? String == "1985-**-**")
+            #expect(r.results[0].reveal == .redacted)
+            #expect(r.results[0].value == nil)
+            #expect(r.results[1].reveal == .redacted)
+            #expect(r.results[1].value == nil)
+            #expect(r.results[2].value == "j***@example.com")
+            #expect(r.results[3].value == "1985-**-**")
+            // A redacted result carries no value key at all, not even a null one.
+            #expect(!r.raw.contains(#""value":null"#))
         }
     }
 
@@ -218,7 +228,7 @@ struct SubjectAndRevealTests {
         let reopened = try await tv.reopen()
         try await withAPI(reopened) { api in
             let r = try await api.detokenize(key: crm, purpose: "legal-defense", [captured["name"]!, captured["cpf"]!, captured["address"]!])
-            #expect(r.results.map { $0["value"] as? String } == ["João da Silva", "12345678909", "Rua das Flores, 10, São Paulo"])
+            #expect(r.results.map(\.value) == ["João da Silva", "12345678909", "Rua das Flores, 10, São Paulo"])
         }
     }
 }
@@ -230,35 +240,35 @@ struct BatchTests {
         let tv = try await TestVault.make()
         let crm = try await tv.principal("crm").key
         try await withAPI(tv) { api in
-            let existing = try await api.createSubject(key: crm, ref: "dup", ["name": "Ana"])["subject"] as! String
-            let body: [String: Any] = ["subjects": [
-                ["external_ref": "b-1", "fields": ["name": "Bia", "cpf": "529.982.247-25"]],
-                ["external_ref": "dup", "fields": ["name": "Ana again"]],
-                ["external_ref": "b-3", "fields": ["cpf": "111.111.111-12"]],
-                ["external_ref": "b-4", "fields": ["salary": "1"]],
-                ["external_ref": "b-1", "fields": ["name": "twice in one batch"]],
-                ["external_ref": "b-6", "fields": ["name": "Cida", "phone": "11 97777-6666"]],
-            ]]
+            let existing = try await api.createSubject(key: crm, ref: "dup", ["name": "Ana"]).subject
+            let body = BatchCreateRequest(subjects: [
+                CreateSubjectRequest(externalRef: "b-1", fields: ["name": "Bia", "cpf": "529.982.247-25"]),
+                CreateSubjectRequest(externalRef: "dup", fields: ["name": "Ana again"]),
+                CreateSubjectRequest(externalRef: "b-3", fields: ["cpf": "111.111.111-12"]),
+                CreateSubjectRequest(externalRef: "b-4", fields: ["salary": "1"]),
+                CreateSubjectRequest(externalRef: "b-1", fields: ["name": "twice in one batch"]),
+                CreateSubjectRequest(externalRef: "b-6", fields: ["name": "Cida", "phone": "11 97777-6666"]),
+            ])
             let r = try await api.post("/v1/subjects/batch", key: crm, body)
             #expect(r.status == .ok)
-            let results = r.results
-            #expect(results.map { $0["external_ref"] as? String } == ["b-1", "dup", "b-3", "b-4", "b-1", "b-6"])
-            let codes = results.map { ($0["error"] as? [String: Any])?["code"] as? String }
-            #expect(codes == [nil, "subject_exists", "invalid_cpf", "field_unknown", "malformed_request", nil])
-            #expect((results[1]["error"] as? [String: Any])?["subject"] as? String == existing)
-            let tokens = try #require(results[5]["tokens"] as? [String: String])
+            let results = try r.decode(BatchCreateResponse.self).results
+            #expect(results.map(\.externalRef) == ["b-1", "dup", "b-3", "b-4", "b-1", "b-6"])
+            let codes = results.map { $0.error?.code }
+            #expect(codes == [nil, .subjectExists, .invalid(.cpf), .fieldUnknown, .malformedRequest, nil])
+            #expect(results[1].error?.subject == existing)
+            let tokens = try #require(results[5].tokens)
             let d = try await api.detokenize(key: crm, purpose: "collection-call", [tokens["phone"]!])
-            #expect(d.results[0]["value"] as? String == "+5511977776666")
+            #expect(d.results[0].value == "+5511977776666")
             #expect(!r.raw.contains("111.111.111-12") && !r.raw.contains("Ana again"), "no value is echoed")
             // Too many, or none: refused whole.
-            let many = (0...1000).map { ["external_ref": "m-\($0)", "fields": ["name": "x"]] as [String: Any] }
-            #expect(try await api.post("/v1/subjects/batch", key: crm, ["subjects": many]).status == .badRequest)
-            #expect(try await api.post("/v1/subjects/batch", key: crm, ["subjects": [Any]()]).status == .badRequest)
+            let many = (0...1000).map { CreateSubjectRequest(externalRef: "m-\($0)", fields: ["name": "x"]) }
+            #expect(try await api.post("/v1/subjects/batch", key: crm, BatchCreateRequest(subjects: many)).status == .badRequest)
+            #expect(try await api.post("/v1/subjects/batch", key: crm, BatchCreateRequest(subjects: [])).status == .badRequest)
         }
         // Keys exist for the created subjects only: the duplicate's attempt destroyed its own.
-        let creates = try await tv.vault.store.auditEvents(AuditQuery(action: "subject.create", limit: 100))
+        let creates = try await tv.vault.store.auditEvents(AuditQuery(action: AuditAction.subjectCreate.rawValue, limit: 100))
         #expect(creates.filter { $0.draft.decision == .allow }.count == 3)
-        #expect(creates.filter { $0.draft.code == "subject_exists" }.count == 1)
+        #expect(creates.filter { $0.draft.code == ErrorCode.subjectExists.rawValue }.count == 1)
         let allowed = creates.filter { $0.draft.decision == .allow }.compactMap(\.draft.subject)
         #expect(try await tv.invariantViolations(subjects: allowed) == [])
         let counts = try await tv.vault.dataKeys.store.countByKEKVersion()
