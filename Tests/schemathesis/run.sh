@@ -14,7 +14,7 @@ st=${1:?usage: run.sh ST_BINARY [EXAMPLES]}
 examples=${2:-30}
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 cofre="$repo/.build/debug/cofre"
-work=$(mktemp -d /tmp/cofre-schemathesis-XXXXXX)
+work=$(mktemp -d "${TMPDIR:-/tmp}/cofre-schemathesis-XXXXXX")
 port=$((20000 + RANDOM % 20000))
 opts=(--policy "$repo/deploy/policy.example.yaml" --database "sqlite:$work/data.sqlite" --keys "$work/keys")
 "$cofre" serve "${opts[@]}" --port "$port" >"$work/serve.log" 2>&1 &
@@ -28,7 +28,7 @@ for role in crm dpo auditor none; do
     headers=()
     if [ "$role" != none ]; then headers=(-H "Authorization: Bearer $(key "$role")"); fi
     echo "--- schemathesis as $role"
-    if ! (cd "$repo/Tests/schemathesis" && SCHEMATHESIS_HOOKS=hooks "$st" run "$repo/docs/openapi.yaml" \
+    if ! (cd "$work" && PYTHONPATH="$repo/Tests/schemathesis" SCHEMATHESIS_HOOKS=hooks "$st" run "$repo/docs/openapi.yaml" \
             --url "http://127.0.0.1:$port" "${headers[@]}" \
             --checks all --exclude-checks positive_data_acceptance --checks no_echoed_value \
             --max-examples "$examples" --workers 1 --seed 20261129 --no-color 2>&1 | tee "$work/$role.log" | sed -n '/SUMMARY/,$p'); then
