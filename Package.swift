@@ -142,7 +142,7 @@ let package = Package(
         .executableTarget(
             name: "cofre-bench",
             dependencies: [
-                "CofreCore", "CofreCrypto", "CofreSQLite", "CofrePostgres", "CofreHTTP",
+                "CofreCore", "CofreCrypto", "CofreSQLite", "CofrePostgres", "CofreHTTP", "CofreAPI",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),

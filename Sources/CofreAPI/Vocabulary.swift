@@ -2,6 +2,11 @@
 /// value written out here, never a Swift case name, so renaming a case cannot change the API.
 /// The server, the domain, the CLI, the client and the tests all use these declarations.
 
+/// The release, as `cofre --version` prints it and docs/openapi.yaml's `info.version` states it.
+public enum CofreVersion {
+    public static let current = "0.13.0"
+}
+
 /// An error code of `{"error":{"code":…}}` (docs/reference.md, "Errors"). Every code the vault can
 /// answer is a static member and is listed in `all`; the README's error table is checked against it.
 public struct ErrorCode: RawRepresentable, Hashable, Sendable, Codable, CustomStringConvertible {

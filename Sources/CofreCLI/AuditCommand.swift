@@ -12,6 +12,7 @@ struct AuditCommand: AsyncParsableCommand {
     struct Events: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List audit events, oldest first.")
         @OptionGroup var client: ClientOptions
+        @OptionGroup var output: OutputOptions
         @Option(help: "A subject id (sub_…).") var subject: String?
         @Option(help: "A service name from the policy.") var service: String?
         @Option(help: "A purpose name from the policy.") var purpose: String?
@@ -52,7 +53,7 @@ struct AuditCommand: AsyncParsableCommand {
                     if query.through == nil { query.through = String(page.head) }
                 } while all && next != nil
             }
-            if client.json {
+            if output.json {
                 print(try VaultConnection.json(AuditEventsResponse(events: events, next: next, head: Int64(query.through ?? "") ?? 0)))
                 return
             }
@@ -70,8 +71,9 @@ struct AuditCommand: AsyncParsableCommand {
     }
 
     struct Verify: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Verify the hash chain; exit 0 only when it is intact.")
+        static let configuration = CommandConfiguration(abstract: "Verify the hash chain; exit 0 only when it is intact (2 when broken).")
         @OptionGroup var client: ClientOptions
+        @OptionGroup var output: OutputOptions
         @Option(help: "A checkpoint file from `cofre audit checkpoint`: also detect a log cut back or rewritten before it.")
         var checkpoint: String?
 
@@ -84,7 +86,7 @@ struct AuditCommand: AsyncParsableCommand {
                 saved = c
             }
             let r = try await VaultConnection.with(client) { vault in try await vault.verifyAudit(checkpoint: saved) }
-            if client.json {
+            if output.json {
                 print(try VaultConnection.json(r))
             } else if r.ok {
                 print("OK: the audit chain is intact (\(r.events) events, head \(Terminal.escape(r.head)))"

@@ -16,24 +16,30 @@ struct KeysCommand: AsyncParsableCommand {
     struct Status: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "KEK versions, the primary, and data keys per version.")
         @OptionGroup var options: RuntimeOptions
-        @Flag var json = false
+        @Flag(help: "Print the status as JSON.") var json = false
 
         func run() async throws {
             let s = try await KeysCommand.with(options) { try await $0.keyStatus() }
             let fmt = ISO8601DateFormatter()
             if json {
-                let versions: [[String: any Sendable]] = s.versions.map {
-                    ["version": Int($0.version), "primary": $0.primary, "data_keys": $0.dataKeys, "created_at": $0.createdAt.map(fmt.string(from:)) ?? ""]
+                struct Version: Encodable { let version: Int; let primary: Bool; let dataKeys: Int; let createdAt: String }
+                struct Instance: Encodable {
+                    let id, host: String; let pid: Int; let seenAt: String; let versions: [Int]; let primary: Int; let primarySince: String
                 }
-                print(try jsonLine([
-                    "source": s.source, "primary": Int(s.versions.first { $0.primary }!.version), "versions": versions,
-                    "system_keys": s.systemKeys.mapValues { Int($0) }, "orphaned_data_keys": s.orphaned,
-                    "unneeded_data_keys": s.unneeded, "queued_for_shred": s.queuedForShred,
-                    "instances": s.instances.map { i -> [String: any Sendable] in
-                        ["id": i.id, "host": i.host, "pid": i.pid, "seen_at": fmt.string(from: i.seenAt),
-                         "versions": i.versions.map { Int($0) }, "primary": Int(i.primary), "primary_since": fmt.string(from: i.primarySince)]
-                    },
-                ]))
+                struct Output: Encodable {
+                    let source: String; let primary: Int; let versions: [Version]; let systemKeys: [String: Int]
+                    let orphanedDataKeys, unneededDataKeys, queuedForShred: Int; let instances: [Instance]
+                }
+                print(try jsonLine(Output(
+                    source: s.source, primary: Int(s.versions.first { $0.primary }!.version),
+                    versions: s.versions.map { .init(version: Int($0.version), primary: $0.primary, dataKeys: $0.dataKeys,
+                                                     createdAt: $0.createdAt.map(fmt.string(from:)) ?? "") },
+                    systemKeys: s.systemKeys.mapValues { Int($0) }, orphanedDataKeys: s.orphaned, unneededDataKeys: s.unneeded,
+                    queuedForShred: s.queuedForShred,
+                    instances: s.instances.map {
+                        .init(id: $0.id, host: $0.host, pid: Int($0.pid), seenAt: fmt.string(from: $0.seenAt), versions: $0.versions.map { Int($0) },
+                              primary: Int($0.primary), primarySince: fmt.string(from: $0.primarySince))
+                    })))
                 return
             }
             print("source: \(s.source)")

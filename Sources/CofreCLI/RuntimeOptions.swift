@@ -7,13 +7,14 @@ import Yams
 /// data store, the key store and the key ring are. Each resolves as flag, then `COFRE_*`
 /// environment variable, then `--config` file, then the development default.
 public struct RuntimeOptions: ParsableArguments {
-    @Option(help: "YAML file with any of: policy, database, key_store, keys, host, port.")
+    @Option(help: "YAML file (COFRE_CONFIG) with any of: policy, database, key_store, keys, kek_file, host, port, log_level, retention_sweep_seconds, key_reload_seconds, allow_shared_cluster.")
     var config: String?
     @Option(help: "Policy file (COFRE_POLICY). Default: ./deploy/policy.example.yaml")
     var policy: String?
-    @Option(help: "sqlite:PATH (COFRE_DATABASE). Default: sqlite:./data/cofre.sqlite")
+    @Option(help: "sqlite:PATH or postgres://USER@HOST:PORT/DB?sslmode=… (COFRE_DATABASE). Default: sqlite:./data/cofre.sqlite")
     var database: String?
-    @Option(name: .customLong("key-store"), help: "sqlite:PATH for data keys (COFRE_KEY_STORE). Default: sqlite:<keys>/datakeys.sqlite")
+    @Option(name: .customLong("key-store"),
+            help: "Where data keys live: sqlite:PATH or postgres://… in another cluster (COFRE_KEY_STORE). Default: sqlite:<keys>/datakeys.sqlite")
     var keyStore: String?
     @Option(help: "Key ring directory (COFRE_KEYS). Default: ./keys")
     var keys: String?

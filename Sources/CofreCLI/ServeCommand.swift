@@ -23,6 +23,7 @@ struct ServeCommand: AsyncParsableCommand {
         guard let sweep = Int(sweepText), sweep > 0 else { throw CLIError("COFRE_RETENTION_SWEEP_SECONDS must be a positive number of seconds") }
         let reloadText = options.env("COFRE_KEY_RELOAD_SECONDS") ?? resolved.file["key_reload_seconds"] ?? "5"
         guard let reload = Int(reloadText), reload > 0 else { throw CLIError("COFRE_KEY_RELOAD_SECONDS must be a positive number of seconds") }
+        try PortCheck.ensureFree(host: host, port: port)
         try await Bootstrap.withVault(resolved, logger: logger, serve: true) { vault in
             await vault.checkAuditChainOnStart()
             logger.info("cofre starting", metadata: [

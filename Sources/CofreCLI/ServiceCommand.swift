@@ -21,7 +21,8 @@ struct ServiceCommand: AsyncParsableCommand {
                 try await vault.issueServiceKey(service: name)
             }
             if json {
-                print(try jsonLine(["service": name, "key": key]))
+                struct Issued: Encodable { let service: String; let key: String }
+                print(try jsonLine(Issued(service: name, key: key)))
             } else {
                 print("Issued a key for service '\(name)'. It is shown only this once; only its hash is stored:")
                 print(key)
@@ -32,8 +33,8 @@ struct ServiceCommand: AsyncParsableCommand {
     struct Revoke: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Revoke every key of a service.")
         @OptionGroup var options: RuntimeOptions
-        @Argument var name: String
-        @Flag var json = false
+        @Argument(help: "A name under 'services' in the policy.") var name: String
+        @Flag(help: "Print {\"service\":…,\"revoked\":N}.") var json = false
 
         func run() async throws {
             let name = self.name
@@ -42,7 +43,8 @@ struct ServiceCommand: AsyncParsableCommand {
                 return try await vault.revokeServiceKeys(service: name)
             }
             if json {
-                print(try jsonLine(["service": name, "revoked": n]))
+                struct Revoked: Encodable { let service: String; let revoked: Int }
+                print(try jsonLine(Revoked(service: name, revoked: n)))
             } else {
                 print("Revoked \(n) key(s) of service '\(name)'.")
             }
@@ -52,7 +54,7 @@ struct ServiceCommand: AsyncParsableCommand {
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List the policy's services and their keys.")
         @OptionGroup var options: RuntimeOptions
-        @Flag var json = false
+        @Flag(help: "Print the list as JSON.") var json = false
 
         func run() async throws {
             let rows = try await Bootstrap.withVault(options.resolve(), logger: Logging.make("cofre", level: "warning")) { vault in
@@ -78,6 +80,10 @@ struct ServiceCommand: AsyncParsableCommand {
 
 func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s + " " : s + String(repeating: " ", count: n - s.count) }
 
-func jsonLine(_ object: [String: any Sendable]) throws -> String {
-    String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self)
+/// An operator command's `--json` output: one line, sorted snake_case keys.
+func jsonLine(_ value: some Encodable) throws -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    encoder.keyEncodingStrategy = .convertToSnakeCase
+    return String(decoding: try encoder.encode(value), as: UTF8.self)
 }

@@ -53,6 +53,7 @@ struct SubjectCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Erase a subject by crypto-shredding; fields a legal duty retains are blocked instead (Art. 16, 18 VI).")
         @OptionGroup var client: ClientOptions
+        @OptionGroup var output: OutputOptions
         @Argument(help: "The subject id (sub_…).") var subject: String
         @Option(help: "Why (kept in the receipt; write no personal data here).") var reason: String
         @Option(help: "The request's ticket id.") var ticket: String
@@ -72,7 +73,7 @@ struct SubjectCommand: AsyncParsableCommand {
                 }
                 return try await vault.erase(subject: subject, reason: reason, ticket: ticket)
             }
-            if client.json {
+            if output.json {
                 print(try VaultConnection.json(r))
                 return
             }
@@ -93,23 +94,25 @@ struct ConsentCommand: AsyncParsableCommand {
         subcommands: [Show.self, Grant.self, Revoke.self])
 
     /// Records one ledger event and reports it.
-    static func record(_ client: ClientOptions, subject: String, purpose: String, _ body: ConsentRequest, done: String) async throws {
+    static func record(_ client: ClientOptions, _ output: OutputOptions, subject: String, purpose: String, _ body: ConsentRequest,
+                       done: String) async throws {
         try checkSubject(subject)
         try checkPurpose(purpose)
         let event = try await VaultConnection.with(client) { vault in try await vault.recordConsent(subject: subject, purpose: purpose, body) }
-        if client.json { print(try VaultConnection.json(event)); return }
+        if output.json { print(try VaultConnection.json(event)); return }
         print("Consent \(done) for \(purpose) (event #\(event.seq)).")
     }
 
     struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Current state and full history per purpose.")
         @OptionGroup var client: ClientOptions
-        @Argument var subject: String
+        @OptionGroup var output: OutputOptions
+        @Argument(help: "The subject id (sub_…).") var subject: String
 
         func run() async throws {
             try checkSubject(subject)
             let r = try await VaultConnection.with(client) { vault in try await vault.consents(subject: subject) }
-            if client.json { print(try VaultConnection.json(r)); return }
+            if output.json { print(try VaultConnection.json(r)); return }
             print(pad("PURPOSE", 22) + pad("LEGAL BASIS", 22) + pad("CONSENT", 10) + "OBJECTION")
             for (name, p) in r.purposes.sorted(by: { $0.key < $1.key }) {
                 print(pad(Terminal.escape(name), 22) + pad(p.legalBasis.rawValue, 22) + pad(p.consent.rawValue, 10) + (p.objection ? "yes" : "no"))
@@ -124,14 +127,15 @@ struct ConsentCommand: AsyncParsableCommand {
     struct Grant: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Record a granted consent with its evidence.")
         @OptionGroup var client: ClientOptions
-        @Argument var subject: String
-        @Argument var purpose: String
+        @OptionGroup var output: OutputOptions
+        @Argument(help: "The subject id (sub_…).") var subject: String
+        @Argument(help: "A purpose of the policy whose legal basis is consent.") var purpose: String
         @Option(help: "Proof of the opt-in (message id, recording reference).") var evidence: String
         @Option(name: .customLong("notice-version"), help: "The privacy notice version the subject saw.") var noticeVersion: String
-        @Option var channel: String?
+        @Option(help: "Where the subject gave it, e.g. whatsapp, phone, web.") var channel: String?
 
         func run() async throws {
-            try await ConsentCommand.record(client, subject: subject, purpose: purpose,
+            try await ConsentCommand.record(client, output, subject: subject, purpose: purpose,
                                             ConsentRequest(status: "granted", channel: channel, evidence: evidence, noticeVersion: noticeVersion),
                                             done: "granted")
         }
@@ -140,13 +144,14 @@ struct ConsentCommand: AsyncParsableCommand {
     struct Revoke: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Record a revocation; it takes effect on the next request.")
         @OptionGroup var client: ClientOptions
-        @Argument var subject: String
-        @Argument var purpose: String
-        @Option var evidence: String?
-        @Option var channel: String?
+        @OptionGroup var output: OutputOptions
+        @Argument(help: "The subject id (sub_…).") var subject: String
+        @Argument(help: "A purpose of the policy whose legal basis is consent.") var purpose: String
+        @Option(help: "What the subject said, and where (optional: revoking must stay easy).") var evidence: String?
+        @Option(help: "Where the subject said it, e.g. whatsapp, phone, web.") var channel: String?
 
         func run() async throws {
-            try await ConsentCommand.record(client, subject: subject, purpose: purpose,
+            try await ConsentCommand.record(client, output, subject: subject, purpose: purpose,
                                             ConsentRequest(status: "revoked", channel: channel, evidence: evidence), done: "revoked")
         }
     }

@@ -5,11 +5,17 @@ import CofreClient
 import Foundation
 import NIOCore
 
-/// Where the DPO's and auditor's commands reach the vault, and with which key.
+/// Where the DPO's and auditor's commands reach the vault; the key comes from COFRE_TOKEN.
 public struct ClientOptions: ParsableArguments {
-    @Option(help: "The vault's address, http://… or https://… (COFRE_ADDR). Default: http://127.0.0.1:8200")
+    @Option(help: "The vault's address, http://… or https://… (COFRE_ADDR). Default: http://127.0.0.1:8200. The key comes from COFRE_TOKEN.")
     var addr: String?
-    @Flag(help: "Print the vault's answer as JSON instead of text.")
+
+    public init() {}
+}
+
+/// `--json`, for the commands whose answer has a text form too.
+public struct OutputOptions: ParsableArguments {
+    @Flag(help: "Print the vault's answer as JSON (the API's own shape) instead of text.")
     var json = false
 
     public init() {}

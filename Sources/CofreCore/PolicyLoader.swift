@@ -7,8 +7,19 @@ public struct PolicyError: Error, Sendable, CustomStringConvertible {
     public let path: String
     public let line: Int?
     public let expected: String
+    /// A problem with the file itself (missing, unreadable), said as it is rather than as an expectation.
+    public let problem: String?
+
+    public init(file: String, path: String, line: Int?, expected: String, problem: String? = nil) {
+        self.file = file
+        self.path = path
+        self.line = line
+        self.expected = expected
+        self.problem = problem
+    }
 
     public var description: String {
+        if let problem { return "policy \(file): \(problem)" }
         let at = line.map { " (line \($0))" } ?? ""
         return "policy \(file): at \(path.isEmpty ? "<root>" : path)\(at): expected \(expected)"
     }
@@ -17,12 +28,14 @@ public struct PolicyError: Error, Sendable, CustomStringConvertible {
 /// Reads and validates a policy file; anything unknown or malformed stops start-up.
 public enum PolicyLoader {
     public static func load(file: String) throws -> Policy {
-        let text: String
-        do {
-            text = try String(contentsOfFile: file, encoding: .utf8)
-        } catch {
-            throw PolicyError(file: file, path: "", line: nil, expected: "a readable UTF-8 YAML file")
+        func fail(_ problem: String) -> PolicyError { PolicyError(file: file, path: "", line: nil, expected: "", problem: problem) }
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: file, isDirectory: &isDirectory) else {
+            throw fail("no such file (set --policy or COFRE_POLICY)")
         }
+        guard !isDirectory.boolValue else { throw fail("is a directory, not a policy file") }
+        guard let data = FileManager.default.contents(atPath: file) else { throw fail("cannot be read (permission denied?)") }
+        guard let text = String(data: data, encoding: .utf8) else { throw fail("is not UTF-8 text") }
         return try parse(text, file: file)
     }
 

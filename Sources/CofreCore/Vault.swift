@@ -45,7 +45,9 @@ public final class Vault: Sendable {
         self.dataKeys = dataKeys
         self.chain = chain
         self.indexKey = indexKey
-        self.clock = clock
+        // Every time the vault records is whole milliseconds, as the stores and the wire keep it, so a
+        // record reads the same in the answer that created it, in the store and in an export.
+        self.clock = { Date(timeIntervalSince1970: (clock().timeIntervalSince1970 * 1000).rounded(.down) / 1000) }
         self.logger = logger
     }
 

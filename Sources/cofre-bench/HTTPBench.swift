@@ -1,3 +1,4 @@
+import CofreAPI
 // The HTTP part of cofre-bench (CONTRACT §12): the vault's routes beside a plain Hummingbird endpoint
 // of the same framework, measured in the same run with the same client, so the ratio to the plain
 // endpoint (H) is what a reader compares across machines.
@@ -124,14 +125,14 @@ func runHTTP(engine: String, vaults: [Vault], subjects: Int, connections: Int, r
             }
             return post(v, "/v1/subjects/batch", key: key, #"{"subjects":["# + items.joined(separator: ",") + "]}")
         } check: { _, body in
-            let results = (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any])?["results"] as? [[String: Any]] ?? []
+            let results = (try? WireJSON.decoder.decode(BatchCreateResponse.self, from: Data(body.readableBytesView)))?.results ?? []
             for r in results.prefix(200) {
-                if let t = (r["tokens"] as? [String: String])?["phone"], let s = r["subject"] as? String {
+                if let t = r.tokens?["phone"], let s = r.subject {
                     phones.add(t)
                     phones.addSubject(s)
                 }
             }
-            return results.count == 1000 && results.allSatisfy { $0["error"] == nil }
+            return results.count == 1000 && results.allSatisfy { $0.error == nil }
         }
         add("import via /v1/subjects/batch (1000 per call, 3 fields)", importResult, unit: "subjects/s", scale: 1000)
         let tokens = phones.all

@@ -11,6 +11,29 @@ let revoke = ConsentRequest(status: ConsentStatus.revoked.rawValue, channel: "wh
 
 @Suite("Consent, objections and lookup over HTTP")
 struct ConsentAndLookupTests {
+    @Test("a consent event reads the same, to the millisecond, in the answer that recorded it, the history and the export")
+    func consentEvidenceIdentical() async throws {
+        // A clock with sub-millisecond parts, as a real one has.
+        let clock = TestClock(Date(timeIntervalSince1970: 1_790_000_000.123_456_7))
+        let tv = try await TestVault.make(clock: clock)
+        let crm = try await tv.principal("crm").key
+        let dpo = try await tv.principal("dpo").key
+        try await withAPI(tv) { api in
+            let subject = try await api.createSubject(key: crm, ref: "ms-1", joao).subject
+            var answered: [ConsentEvent] = []
+            for i in 0..<40 {
+                let r = try await api.send(.put, "/v1/subjects/\(subject)/consents/collection-whatsapp", key: dpo, i % 2 == 0 ? grant : revoke)
+                #expect(r.status == .ok)
+                answered.append(try r.decode(ConsentEvent.self))
+                clock.advance(seconds: Double.random(in: 0.000_01...0.01))
+            }
+            let history = try await api.call(.get, "/v1/subjects/\(subject)/consents", key: dpo).decode(ConsentsResponse.self)
+            #expect(history.purposes["collection-whatsapp"]?.history == answered)
+            let export = try await api.call(.get, "/v1/subjects/\(subject)/export", key: dpo).decode(ExportResponse.self)
+            #expect(export.consents == answered)
+        }
+    }
+
     @Test("WhatsApp bot: consent_missing, then plain phone and masked CPF after consent, then consent_revoked at once")
     func consentLifecycle() async throws {
         let tv = try await TestVault.make()

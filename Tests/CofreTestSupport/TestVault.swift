@@ -29,6 +29,7 @@ public final class TestClock: @unchecked Sendable {
     public init(_ start: Date = Date(timeIntervalSince1970: 1_790_000_000)) { current = start }
     public var now: Date { lock.withLock { current } }
     public func advance(days: Double) { lock.withLock { current += days * 86400 } }
+    public func advance(seconds: Double) { lock.withLock { current += seconds } }
 }
 
 /// Which storage engine the tests run on. `COFRE_TEST_POSTGRES_URL` (an admin connection to a
