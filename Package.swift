@@ -193,7 +193,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CofreCLITests",
-            dependencies: ["CofreTestSupport", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["CofreAPI", "CofreTestSupport", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
     ]

@@ -9,17 +9,12 @@ public enum CofreVersion {
 
 /// An error code of `{"error":{"code":…}}` (docs/reference.md, "Errors"). Every code the vault can
 /// answer is a static member and is listed in `all`; the README's error table is checked against it.
+/// (Codable as its raw string: the standard library's `RawRepresentable` conformance.)
 public struct ErrorCode: RawRepresentable, Hashable, Sendable, Codable, CustomStringConvertible {
     public let rawValue: String
     public init(rawValue: String) { self.rawValue = rawValue }
     public init(_ rawValue: String) { self.rawValue = rawValue }
     public var description: String { rawValue }
-
-    public init(from decoder: any Decoder) throws { rawValue = try decoder.singleValueContainer().decode(String.self) }
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.singleValueContainer()
-        try c.encode(rawValue)
-    }
 
     // 400
     public static let malformedRequest = ErrorCode("malformed_request")
@@ -85,12 +80,6 @@ public struct AuditAction: RawRepresentable, Hashable, Sendable, Codable, Custom
     public init(rawValue: String) { self.rawValue = rawValue }
     private init(_ rawValue: String) { self.rawValue = rawValue }
     public var description: String { rawValue }
-
-    public init(from decoder: any Decoder) throws { rawValue = try decoder.singleValueContainer().decode(String.self) }
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.singleValueContainer()
-        try c.encode(rawValue)
-    }
 
     // Data plane (services)
     public static let subjectCreate = AuditAction("subject.create")

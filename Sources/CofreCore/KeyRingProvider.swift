@@ -1,4 +1,4 @@
-public import CofreCrypto
+import CofreCrypto
 public import Foundation
 public import Logging
 

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 import Yams
 
 /// Why a policy file was refused: the file, the key path inside it, and what was expected there.
@@ -46,7 +46,7 @@ public enum PolicyLoader {
         } catch {
             throw PolicyError(file: file, path: "", line: nil, expected: "well-formed YAML (\(error))")
         }
-        var reader = Reader(file: file)
+        let reader = Reader(file: file)
         guard let root else { throw reader.fail(path: "", node: nil, "a mapping with fields, purposes and services") }
         return try reader.policy(root)
     }

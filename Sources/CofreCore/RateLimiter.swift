@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// Per-service, per-minute quotas as token buckets held by this instance (CONTRACT §4 v2): with N
 /// instances behind a balancer a service may get up to N× its quota in all. A bucket holds one

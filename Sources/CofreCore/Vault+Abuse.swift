@@ -1,5 +1,5 @@
 import CofreCrypto
-public import Foundation
+import Foundation
 import Logging
 
 /// Abuse resistance (CONTRACT §4 v2): who may call a route is decided before its input is read,

@@ -1,5 +1,5 @@
 import CofreCrypto
-public import Foundation
+import Foundation
 import Logging
 
 /// What `verify` found: every event counted, every bad stretch listed (CONTRACT §4 v2).

@@ -1,5 +1,5 @@
 import CofreCrypto
-public import Foundation
+import Foundation
 import Logging
 
 extension Vault {

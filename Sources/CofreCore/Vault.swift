@@ -1,6 +1,6 @@
 public import CofreCrypto
 public import Foundation
-public import Logging
+import Logging
 
 /// An authenticated caller, as resolved from its bearer key.
 public struct Principal: Sendable {

@@ -3,7 +3,7 @@ import CofreCore
 import CofreCrypto
 import Foundation
 public import HTTPTypes
-public import Hummingbird
+import Hummingbird
 import NIOCore
 import NIOHTTPTypes
 import Yams

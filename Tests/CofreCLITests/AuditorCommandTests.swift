@@ -1,3 +1,4 @@
+import CofreAPI
 import CofreTestSupport
 import Foundation
 import GRDB
@@ -8,15 +9,16 @@ struct AuditorCommandTests {
     @Test("an auditor's session: events as a table and JSON, verify, checkpoint, verify --checkpoint")
     func session() async throws {
         let dir = try makeWorkdir()
-        let crm = json(try runCofre(["service", "issue", "crm", "--json"], in: dir).stdout)["key"] as! String
-        let auditor = json(try runCofre(["service", "issue", "auditor", "--json"], in: dir).stdout)["key"] as! String
+        let crm = try issueKey("crm", in: dir)
+        let auditor = try issueKey("auditor", in: dir)
         let server = try Server(directory: dir)
         try await server.waitReady()
         let env = ["COFRE_ADDR": "http://127.0.0.1:\(server.port)", "COFRE_TOKEN": auditor]
 
-        let created = try server.curl("POST", "/v1/subjects", key: crm, body: #"{"external_ref":"a-1","fields":{"name":"Maria Souza","phone":"11 98888-7777"}}"#)
-        let tokens = json(created.body)["tokens"] as! [String: String]
-        _ = try server.curl("POST", "/v1/detokenize", key: crm, body: #"{"purpose":"collection-call","tokens":["\#(tokens["phone"]!)"]}"#)
+        let created = try server.curl("POST", "/v1/subjects", key: crm,
+                                      sending: CreateSubjectRequest(externalRef: "a-1", fields: ["name": "Maria Souza", "phone": "11 98888-7777"]))
+        let tokens = try decode(CreateSubjectResponse.self, created.body).tokens
+        _ = try server.curl("POST", "/v1/detokenize", key: crm, sending: DetokenizeRequest(purpose: "collection-call", tokens: [tokens["phone"]!]))
 
         let table = try runCofre(["audit", "events"], in: dir, env: env)
         #expect(table.status == 0, "\(table.stderr)")
@@ -26,14 +28,14 @@ struct AuditorCommandTests {
         #expect(!table.stdout.contains("Maria"))
 
         let filtered = try runCofre(["audit", "events", "--token", tokens["phone"]!, "--json"], in: dir, env: env)
-        let events = try #require(json(filtered.stdout)["events"] as? [[String: Any]])
+        let events = try decode(AuditEventsResponse.self, filtered.stdout).events
         #expect(events.count == 1)
-        #expect(events.first?["action"] as? String == "detokenize")
+        #expect(events.first?.action == AuditAction.detokenize.rawValue)
 
         let paged = try runCofre(["audit", "events", "--limit", "1"], in: dir, env: env)
         #expect(paged.stdout.contains("more: cofre audit events --after 1"))
         let all = try runCofre(["audit", "events", "--limit", "1", "--all", "--json"], in: dir, env: env)
-        #expect((json(all.stdout)["events"] as? [[String: Any]])?.count ?? 0 >= 6)
+        #expect(try decode(AuditEventsResponse.self, all.stdout).events.count >= 6)
 
         let ok = try runCofre(["audit", "verify"], in: dir, env: env)
         #expect(ok.status == 0)
@@ -41,7 +43,7 @@ struct AuditorCommandTests {
 
         let cp = try runCofre(["audit", "checkpoint", "--out", "cp.json"], in: dir, env: env)
         #expect(cp.status == 0)
-        #expect(json(cp.stdout)["mac"] != nil)
+        #expect(!(try decode(AuditCheckpoint.self, cp.stdout).mac.isEmpty))
         let withCheckpoint = try runCofre(["audit", "verify", "--checkpoint", "cp.json"], in: dir, env: env)
         #expect(withCheckpoint.status == 0, "\(withCheckpoint.stdout)\(withCheckpoint.stderr)")
         #expect(withCheckpoint.stdout.contains("still holds the checkpoint"))

@@ -83,7 +83,7 @@ struct BindingTests {
 
         // Nothing was written to the real data store by any refusal, and its audit chain verifies.
         #expect(try snapshot(dir + "/data/cofre.sqlite") == dataBefore)
-        let auditor = json(try runCofre(["service", "issue", "auditor", "--json"], in: dir).stdout)["key"] as! String
+        let auditor = try issueKey("auditor", in: dir)
         let server = try Server(directory: dir)
         try await server.waitReady()
         #expect(try server.curl("GET", "/readyz").status == 200)

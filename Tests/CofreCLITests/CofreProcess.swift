@@ -1,3 +1,4 @@
+import CofreAPI
 import CofreTestSupport
 import Foundation
 import Testing
@@ -62,7 +63,7 @@ func writeRing(_ directory: String) throws {
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     chmod(directory, 0o700)
     let key = Data((0..<32).map { _ in UInt8.random(in: 0...255) }).base64EncodedString() + "\n"
-    FileManager.default.createFile(atPath: directory + "/kek-v1.key", contents: Data(key.utf8), attributes: [.posixPermissions: 0o600])
+    _ = FileManager.default.createFile(atPath: directory + "/kek-v1.key", contents: Data(key.utf8), attributes: [.posixPermissions: 0o600])
 }
 
 /// A `cofre serve` process on a loopback port, stopped with SIGTERM.
@@ -78,7 +79,7 @@ final class Server: @unchecked Sendable {
         // TIME_WAIT could hold the port.
         port = Int.random(in: 20000...32000)
         logPath = directory + "/serve-\(port).log"
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: cofreBinary)
         process.arguments = ["serve", "--port", String(port)] + arguments
         process.currentDirectoryURL = URL(fileURLWithPath: directory)
@@ -123,6 +124,11 @@ final class Server: @unchecked Sendable {
         return (Int(text[text.index(after: nl)...]) ?? 0, String(text[..<nl]))
     }
 
+    /// One HTTP call whose body is `request`, a request struct of `CofreAPI`, as the wire's JSON.
+    func curl(_ method: String, _ path: String, key: String? = nil, sending request: some Encodable) throws -> (status: Int, body: String) {
+        try curl(method, path, key: key, body: try wire(request))
+    }
+
     /// SIGKILL: the process dies at once, wherever it is (a crash, as far as the vault can tell).
     func kill9() {
         kill(process.processIdentifier, SIGKILL)
@@ -139,6 +145,97 @@ final class Server: @unchecked Sendable {
     }
 }
 
-func json(_ text: String) -> [String: Any] {
-    (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] ?? [:]
+/// Text that did not decode as the type a test expected: the type, the text and the decoder's complaint.
+struct UndecodableJSON: Error, CustomStringConvertible {
+    let type: String
+    let text: String
+    let underlying: String
+    var description: String { "not a \(type): \(underlying)\n\(text.prefix(2000))" }
+}
+
+/// An answer of the vault's HTTP API, or the `--json` output of a DPO's or auditor's command (the API's
+/// own shape), decoded as the wire type `type` of `CofreAPI`, the way a client reads it (`WireJSON.decoder`).
+func decode<T: Decodable>(_ type: T.Type, _ text: String) throws -> T {
+    do {
+        return try WireJSON.decoder.decode(T.self, from: Data(text.utf8))
+    } catch {
+        throw UndecodableJSON(type: "\(T.self)", text: text, underlying: "\(error)")
+    }
+}
+
+/// A request body of the HTTP API as the wire's JSON text (`WireJSON.encoder`).
+func wire(_ request: some Encodable) throws -> String {
+    String(decoding: try WireJSON.encoder.encode(request), as: UTF8.self)
+}
+
+// The operator commands' `--json` outputs (Sources/CofreCLI/ServiceCommand.swift, KeysCommand.swift) are
+// not API types: one line, snake_case keys. These mirror them for the tests.
+
+/// `cofre service issue NAME --json`.
+struct IssuedKey: Decodable {
+    let service: String
+    let key: String
+}
+
+/// One row of `cofre service list --json`.
+struct ServiceRow: Decodable {
+    let service: String
+    let role: String
+    let activeKeys: Int
+    let revokedKeys: Int
+    let lastIssued: Date?
+}
+
+/// `cofre keys status --json`.
+struct KeysStatus: Decodable {
+    struct Version: Decodable {
+        let version: Int
+        let primary: Bool
+        let dataKeys: Int
+        /// ISO 8601, or empty when unknown.
+        let createdAt: String
+    }
+    struct Instance: Decodable {
+        let id: String
+        let host: String
+        let pid: Int
+        let seenAt: String
+        let versions: [Int]
+        let primary: Int
+        let primarySince: String
+    }
+    let source: String
+    let primary: Int
+    let versions: [Version]
+    let systemKeys: [String: Int]
+    let orphanedDataKeys: Int
+    let unneededDataKeys: Int
+    let queuedForShred: Int
+    let instances: [Instance]
+}
+
+/// An operator command's `--json` output decoded as `type` (snake_case keys, ISO 8601 dates).
+func decodeOperator<T: Decodable>(_ type: T.Type, _ text: String) throws -> T {
+    let decoder = JSONDecoder()
+    decoder.keyDecodingStrategy = .convertFromSnakeCase
+    decoder.dateDecodingStrategy = .iso8601
+    do {
+        return try decoder.decode(T.self, from: Data(text.utf8))
+    } catch {
+        throw UndecodableJSON(type: "\(T.self)", text: text, underlying: "\(error)")
+    }
+}
+
+/// Issues a key for `service` (`cofre service issue SERVICE --json`, plus `arguments`) and returns it.
+func issueKey(_ service: String, in directory: String, env: [String: String] = [:], arguments: [String] = []) throws -> String {
+    let r = try runCofre(["service", "issue", service, "--json"] + arguments, in: directory, env: env)
+    guard r.status == 0 else {
+        throw UndecodableJSON(type: "IssuedKey", text: r.stdout, underlying: "cofre service issue \(service) exited \(r.status): \(r.stderr)")
+    }
+    return try decodeOperator(IssuedKey.self, r.stdout).key
+}
+
+/// `cofre keys status --json`, decoded.
+func keysStatus(in directory: String, env: [String: String] = [:]) throws -> KeysStatus {
+    try decodeOperator(KeysStatus.self, try runCofre(["keys", "status", "--json"], in: directory, env: env).stdout)
 }

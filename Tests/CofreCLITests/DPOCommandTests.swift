@@ -1,3 +1,4 @@
+import CofreAPI
 import CofreTestSupport
 import Foundation
 import Testing
@@ -7,43 +8,46 @@ struct DPOCommandTests {
     @Test("the DPO's workflow: consent, export to a private file, erase with confirmation, receipt again")
     func workflow() async throws {
         let dir = try makeWorkdir()
-        let crm = json(try runCofre(["service", "issue", "crm", "--json"], in: dir).stdout)["key"] as! String
-        let bot = json(try runCofre(["service", "issue", "whatsapp-bot", "--json"], in: dir).stdout)["key"] as! String
-        let dpo = json(try runCofre(["service", "issue", "dpo", "--json"], in: dir).stdout)["key"] as! String
+        let crm = try issueKey("crm", in: dir)
+        let bot = try issueKey("whatsapp-bot", in: dir)
+        let dpo = try issueKey("dpo", in: dir)
         let server = try Server(directory: dir)
         try await server.waitReady()
         let env = ["COFRE_ADDR": "http://127.0.0.1:\(server.port)", "COFRE_TOKEN": dpo]
 
-        let created = json(try server.curl("POST", "/v1/subjects", key: crm,
-                                           body: #"{"external_ref":"d-1","fields":{"name":"Maria Souza","cpf":"529.982.247-25","phone":"11 98888-7777"}}"#).body)
-        let subject = created["subject"] as! String
-        let tokens = created["tokens"] as! [String: String]
+        let created = try decode(CreateSubjectResponse.self, try server.curl(
+            "POST", "/v1/subjects", key: crm,
+            sending: CreateSubjectRequest(externalRef: "d-1", fields: ["name": "Maria Souza", "cpf": "529.982.247-25", "phone": "11 98888-7777"])).body)
+        let subject = created.subject
+        let tokens = created.tokens
 
         let grant = try runCofre(["consent", "grant", subject, "collection-whatsapp", "--evidence", "wamid.ABC", "--notice-version", "2026-01",
                                   "--channel", "whatsapp"], in: dir, env: env)
         #expect(grant.status == 0, "\(grant.stderr)")
         #expect(grant.stdout.contains("Consent granted for collection-whatsapp"))
-        let reveal = try server.curl("POST", "/v1/detokenize", key: bot, body: #"{"purpose":"collection-whatsapp","tokens":["\#(tokens["phone"]!)"]}"#)
+        let reveal = try server.curl("POST", "/v1/detokenize", key: bot,
+                                     sending: DetokenizeRequest(purpose: "collection-whatsapp", tokens: [tokens["phone"]!]))
         #expect(reveal.body.contains("+5511988887777"))
         let show = try runCofre(["consent", "show", subject], in: dir, env: env)
         #expect(show.stdout.contains("collection-whatsapp"))
         #expect(show.stdout.contains("granted by dpo via whatsapp, notice 2026-01"))
         #expect(try runCofre(["consent", "revoke", subject, "collection-whatsapp"], in: dir, env: env).status == 0)
-        let denied = try server.curl("POST", "/v1/detokenize", key: bot, body: #"{"purpose":"collection-whatsapp","tokens":["\#(tokens["phone"]!)"]}"#)
+        let denied = try server.curl("POST", "/v1/detokenize", key: bot,
+                                     sending: DetokenizeRequest(purpose: "collection-whatsapp", tokens: [tokens["phone"]!]))
         #expect(denied.body.contains("consent_revoked"))
 
         let export = try runCofre(["subject", "export", subject, "--out", "maria.json"], in: dir, env: env)
         #expect(export.status == 0, "\(export.stderr)")
         let attrs = try FileManager.default.attributesOfItem(atPath: dir + "/maria.json")
         #expect((attrs[.posixPermissions] as? Int) == 0o600)
-        let doc = json(try String(contentsOfFile: dir + "/maria.json", encoding: .utf8))
-        let values = (doc["fields"] as? [[String: Any]] ?? []).compactMap { $0["value"] as? String }
+        let doc = try decode(ExportResponse.self, try String(contentsOfFile: dir + "/maria.json", encoding: .utf8))
+        let values = doc.fields.compactMap(\.value)
         #expect(Set(values) == ["Maria Souza", "52998224725", "+5511988887777"])
         // An existing file is never overwritten without --force; a planted symlink is never followed,
         // and a 0666 target never keeps its mode.
         let existing = try runCofre(["subject", "export", subject, "--out", "maria.json"], in: dir, env: env)
         #expect(existing.status != 0 && existing.stderr.contains("already exists; pass --force"), "\(existing.stderr)")
-        FileManager.default.createFile(atPath: dir + "/public.json", contents: Data(), attributes: [.posixPermissions: 0o666])
+        _ = FileManager.default.createFile(atPath: dir + "/public.json", contents: Data(), attributes: [.posixPermissions: 0o666])
         try FileManager.default.createSymbolicLink(atPath: dir + "/planted.json", withDestinationPath: dir + "/public.json")
         let planted = try runCofre(["subject", "export", subject, "--out", "planted.json"], in: dir, env: env)
         #expect(planted.status != 0)
@@ -54,8 +58,7 @@ struct DPOCommandTests {
         let replaced = try FileManager.default.attributesOfItem(atPath: dir + "/planted.json")
         #expect(replaced[.type] as? FileAttributeType == .typeRegular && (replaced[.posixPermissions] as? Int) == 0o600)
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.contains(".part-") }.isEmpty)
-        let history = doc["access_history"] as? [[String: Any]] ?? []
-        #expect(history.contains { $0["service"] as? String == "whatsapp-bot" && $0["purpose"] as? String == "collection-whatsapp" && $0["decision"] as? String == "allow" })
+        #expect(doc.accessHistory.contains { $0.service == "whatsapp-bot" && $0.purpose == "collection-whatsapp" && $0.decision == .allow })
         let simple = try runCofre(["subject", "export", subject, "--format", "simple"], in: dir, env: env)
         #expect(simple.stdout.contains("\"processing\":true"))
         #expect(!simple.stdout.contains("Maria"))
@@ -73,10 +76,11 @@ struct DPOCommandTests {
         #expect(tty.stdout.contains("legal-defense"))
         let again = try runCofre(["subject", "erase", subject, "--reason", "Art. 18 VI", "--ticket", "T-1", "--yes", "--json"], in: dir, env: env)
         #expect(again.status == 0)
-        let receipt = json(again.stdout)
-        let outcomes = Dictionary(uniqueKeysWithValues: (receipt["fields"] as? [[String: Any]] ?? []).map { ($0["field"] as! String, $0["outcome"] as! String) })
-        #expect(outcomes == ["name": "retained", "cpf": "retained", "phone": "erased"])
-        let after = try server.curl("POST", "/v1/detokenize", key: crm, body: #"{"purpose":"collection-call","tokens":["\#(tokens["phone"]!)","\#(tokens["name"]!)"]}"#)
+        let receipt = try decode(ErasureReceipt.self, again.stdout)
+        let outcomes = Dictionary(uniqueKeysWithValues: receipt.fields.map { ($0.field, $0.outcome) })
+        #expect(outcomes == ["name": .retained, "cpf": .retained, "phone": .erased])
+        let after = try server.curl("POST", "/v1/detokenize", key: crm,
+                                    sending: DetokenizeRequest(purpose: "collection-call", tokens: [tokens["phone"]!, tokens["name"]!]))
         #expect(after.body.contains("subject_erased"))
         #expect(after.body.contains("subject_blocked"))
 

@@ -1,3 +1,4 @@
+import CofreAPI
 import CofreTestSupport
 import Foundation
 import Testing
@@ -18,8 +19,8 @@ struct DiskFullTests {
             return
         }
         defer { _ = sh("umount -l '\(volume)'") }
-        let crm = json(try runCofre(["service", "issue", "crm", "--json"], in: dir).stdout)["key"] as! String
-        let auditor = json(try runCofre(["service", "issue", "auditor", "--json"], in: dir).stdout)["key"] as! String
+        let crm = try issueKey("crm", in: dir)
+        let auditor = try issueKey("auditor", in: dir)
         let server = try Server(directory: dir)
         try await server.waitReady()
 
@@ -27,15 +28,15 @@ struct DiskFullTests {
         func create(_ n: Int) throws -> Int {
             let name = "Pessoa \(n)"
             let r = try server.curl("POST", "/v1/subjects", key: crm,
-                                    body: #"{"external_ref":"d-\#(n)","fields":{"name":"\#(name)","phone":"11 9\#(String(format: "%08d", n))"}}"#)
-            if r.status == 201, let t = (json(r.body)["tokens"] as? [String: String])?["name"] { acked.append((name, t)) }
+                                    sending: CreateSubjectRequest(externalRef: "d-\(n)", fields: ["name": name, "phone": "11 9\(String(format: "%08d", n))"]))
+            if r.status == 201, let t = try decode(CreateSubjectResponse.self, r.body).tokens["name"] { acked.append((name, t)) }
             return r.status
         }
         #expect(try create(0) == 201)
 
         // Fill the filesystem with a file the test can delete.
         let filler = volume + "/filler"
-        FileManager.default.createFile(atPath: filler, contents: nil)
+        _ = FileManager.default.createFile(atPath: filler, contents: nil)
         let handle = try #require(FileHandle(forWritingAtPath: filler))
         let chunk = Data(count: 16 * 1024)
         while (try? handle.write(contentsOf: chunk)) != nil {}
@@ -45,7 +46,7 @@ struct DiskFullTests {
         for n in 1...300 {
             statuses[try create(n), default: 0] += 1
             if n.isMultiple(of: 10), let first = acked.first {
-                let r = try server.curl("POST", "/v1/detokenize", key: crm, body: #"{"purpose":"collection-call","tokens":["\#(first.token)"]}"#)
+                let r = try server.curl("POST", "/v1/detokenize", key: crm, sending: DetokenizeRequest(purpose: "collection-call", tokens: [first.token]))
                 statuses[r.status, default: 0] += 1
                 if r.status != 200 { #expect(!r.body.contains(first.name), "a value left while its audit event could not be written") }
             }
@@ -63,12 +64,11 @@ struct DiskFullTests {
         #expect(ready, "not ready after space was freed")
         #expect(try create(1000) == 201)
         let tokens = acked.map(\.token)
-        let r = try server.curl("POST", "/v1/detokenize", key: crm,
-                                body: #"{"purpose":"collection-call","tokens":["\#(tokens.joined(separator: "\",\""))"]}"#)
-        let values = (json(r.body)["results"] as? [[String: Any]] ?? []).map { $0["value"] as? String }
+        let r = try server.curl("POST", "/v1/detokenize", key: crm, sending: DetokenizeRequest(purpose: "collection-call", tokens: tokens))
+        let values = try decode(DetokenizeResponse.self, r.body).results.map(\.value)
         #expect(values == acked.map(\.name), "an acknowledged subject is not readable after the disk filled")
         let verify = try server.curl("GET", "/v1/audit/verify", key: auditor)
-        #expect(json(verify.body)["ok"] as? Bool == true, "\(verify.body)")
+        #expect(try decode(VerifyResponse.self, verify.body).ok == true, "\(verify.body)")
         #expect(try await server.stop() == 0)
     }
 

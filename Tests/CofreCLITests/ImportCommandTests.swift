@@ -1,3 +1,4 @@
+import CofreAPI
 import CofreTestSupport
 import Foundation
 import Testing
@@ -7,7 +8,7 @@ struct ImportCommandTests {
     @Test("CSV and JSON Lines import; rejected rows go to a private report by line number, never by value; a re-run adds nothing twice")
     func importFiles() async throws {
         let dir = try makeWorkdir()
-        let crm = json(try runCofre(["service", "issue", "crm", "--json"], in: dir).stdout)["key"] as! String
+        let crm = try issueKey("crm", in: dir)
         let server = try Server(directory: dir)
         try await server.waitReady()
         let env = ["COFRE_ADDR": "http://127.0.0.1:\(server.port)", "COFRE_TOKEN": crm]
@@ -32,7 +33,7 @@ struct ImportCommandTests {
         let again = try runCofre(["subject", "import", "portfolio.csv", "--force"], in: dir, env: env)
         #expect(again.stdout.contains("imported 0, already present 3, rejected 2"), "\(again.stdout)")
 
-        let lines = (0..<7).map { #"{"external_ref":"j-\#($0)","fields":{"name":"Pessoa \#($0)"}}"# } + ["not json"]
+        let lines = try (0..<7).map { try wire(CreateSubjectRequest(externalRef: "j-\($0)", fields: ["name": "Pessoa \($0)"])) } + ["not json"]
         try lines.joined(separator: "\n").write(toFile: dir + "/more.jsonl", atomically: true, encoding: .utf8)
         let jsonl = try runCofre(["subject", "import", "more.jsonl", "--batch", "3"], in: dir, env: env)
         #expect(jsonl.stdout.contains("imported 7, already present 0, rejected 1"), "\(jsonl.stdout)\(jsonl.stderr)")

@@ -1,3 +1,4 @@
+import CofreAPI
 import CofreTestSupport
 import Foundation
 import Testing
@@ -7,19 +8,19 @@ struct KeysCommandTests {
     @Test("rotate while serving: the server picks up v2, rewrap empties v1, retire removes it, data still reads")
     func rotationRunbook() async throws {
         let dir = try makeWorkdir()
-        let crm = json(try runCofre(["service", "issue", "crm", "--json"], in: dir).stdout)["key"] as! String
+        let crm = try issueKey("crm", in: dir)
         let server = try Server(directory: dir, env: ["COFRE_KEY_RELOAD_SECONDS": "1"])
         try await server.waitReady()
-        let before = json(try server.curl("POST", "/v1/subjects", key: crm, body: #"{"external_ref":"k-1","fields":{"name":"Ana","cpf":"529.982.247-25"}}"#).body)
+        let before = try decode(CreateSubjectResponse.self, try server.curl(
+            "POST", "/v1/subjects", key: crm, sending: CreateSubjectRequest(externalRef: "k-1", fields: ["name": "Ana", "cpf": "529.982.247-25"])).body)
 
         let rotate = try runCofre(["keys", "rotate"], in: dir)
         #expect(rotate.status == 0, "\(rotate.stderr)")
         #expect(rotate.stdout.contains("Added key-encryption key v2"))
         try await Task.sleep(for: .milliseconds(2500))
-        _ = try server.curl("POST", "/v1/subjects", key: crm, body: #"{"external_ref":"k-2","fields":{"name":"Bia"}}"#)
-        var status = json(try runCofre(["keys", "status", "--json"], in: dir).stdout)
-        var versions = status["versions"] as? [[String: Any]] ?? []
-        #expect(versions.first { $0["version"] as? Int == 2 }?["data_keys"] as? Int == 1, "the running server wrapped the new key under v2")
+        _ = try server.curl("POST", "/v1/subjects", key: crm, sending: CreateSubjectRequest(externalRef: "k-2", fields: ["name": "Bia"]))
+        var status = try keysStatus(in: dir)
+        #expect(status.versions.first { $0.version == 2 }?.dataKeys == 1, "the running server wrapped the new key under v2")
 
         let refused = try runCofre(["keys", "retire", "v1"], in: dir)
         #expect(refused.status != 0)
@@ -29,10 +30,9 @@ struct KeysCommandTests {
         #expect(step.stdout.contains("Re-wrapped 2 data key(s); 2 remain"), "\(step.stdout)")
         let rest = try runCofre(["keys", "rewrap"], in: dir)
         #expect(rest.stdout.contains("0 remain"))
-        status = json(try runCofre(["keys", "status", "--json"], in: dir).stdout)
-        versions = status["versions"] as? [[String: Any]] ?? []
-        #expect(versions.first { $0["version"] as? Int == 1 }?["data_keys"] as? Int == 0)
-        #expect((status["system_keys"] as? [String: Int])?.values.allSatisfy { $0 == 2 } == true)
+        status = try keysStatus(in: dir)
+        #expect(status.versions.first { $0.version == 1 }?.dataKeys == 0)
+        #expect(status.systemKeys.values.allSatisfy { $0 == 2 })
 
         // The running server reports (heartbeat) that it has used v2 as primary; retire waits until it
         // has for long enough, then archives v1 instead of deleting it.
@@ -47,8 +47,8 @@ struct KeysCommandTests {
         #expect(!FileManager.default.fileExists(atPath: dir + "/keys/kek-v1.key"))
         let archived = try FileManager.default.attributesOfItem(atPath: dir + "/keys/retired/kek-v1.key")
         #expect(archived[.posixPermissions] as? Int == 0o600)
-        let instances = json(try runCofre(["keys", "status", "--json"], in: dir).stdout)["instances"] as? [[String: Any]] ?? []
-        #expect(instances.count == 1 && instances.first?["primary"] as? Int == 2)
+        let instances = try keysStatus(in: dir).instances
+        #expect(instances.count == 1 && instances.first?.primary == 2)
         let purge = try runCofre(["keys", "purge", "v1"], in: dir)
         #expect(purge.status != 0 && purge.stderr.contains("--backups-gone"))
         #expect(try runCofre(["keys", "purge", "v1", "--backups-gone"], in: dir).status == 0)
@@ -57,8 +57,8 @@ struct KeysCommandTests {
         #expect(primary.stderr.contains("primary"))
         #expect(try runCofre(["keys", "retire", "version-one"], in: dir).stderr.contains("VERSION must be a number"))
 
-        let tokens = before["tokens"] as! [String: String]
-        let r = try server.curl("POST", "/v1/detokenize", key: crm, body: #"{"purpose":"payment","tokens":["\#(tokens["name"]!)","\#(tokens["cpf"]!)"]}"#)
+        let tokens = before.tokens
+        let r = try server.curl("POST", "/v1/detokenize", key: crm, sending: DetokenizeRequest(purpose: "payment", tokens: [tokens["name"]!, tokens["cpf"]!]))
         #expect(r.body.contains("Ana") && r.body.contains("52998224725"), "\(r.body)")
         #expect(try await server.stop() == 0)
     }
@@ -66,7 +66,7 @@ struct KeysCommandTests {
     @Test("rotate, rewrap and retire back to back under a client creating subjects: every subject reads back after a restart")
     func retireUnderLoad() async throws {
         let dir = try makeWorkdir()
-        let crm = json(try runCofre(["service", "issue", "crm", "--json"], in: dir).stdout)["key"] as! String
+        let crm = try issueKey("crm", in: dir)
         let server = try Server(directory: dir, env: ["COFRE_KEY_RELOAD_SECONDS": "1"])
         try await server.waitReady()
         // A client creating subjects without pause, through the whole runbook.
@@ -75,8 +75,9 @@ struct KeysCommandTests {
             var made: [(String, String)] = []
             var i = 0
             while !stop.value && i < 400 {
-                let r = try server.curl("POST", "/v1/subjects", key: crm, body: #"{"external_ref":"load-\#(i)","fields":{"name":"Pessoa \#(i)"}}"#)
-                if r.status == 201, let t = (json(r.body)["tokens"] as? [String: String])?["name"] { made.append(("load-\(i)", t)) }
+                let r = try server.curl("POST", "/v1/subjects", key: crm,
+                                        sending: CreateSubjectRequest(externalRef: "load-\(i)", fields: ["name": "Pessoa \(i)"]))
+                if r.status == 201, let t = try decode(CreateSubjectResponse.self, r.body).tokens["name"] { made.append(("load-\(i)", t)) }
                 i += 1
             }
             return made
@@ -103,11 +104,10 @@ struct KeysCommandTests {
         try await again.waitReady()
         for chunk in stride(from: 0, to: made.count, by: 200) {
             let tokens = made[chunk..<min(chunk + 200, made.count)].map(\.token)
-            let body = #"{"purpose":"payment","tokens":["\#(tokens.joined(separator: "\",\""))"]}"#
-            let r = try again.curl("POST", "/v1/detokenize", key: crm, body: body)
+            let r = try again.curl("POST", "/v1/detokenize", key: crm, sending: DetokenizeRequest(purpose: "payment", tokens: tokens))
             #expect(r.status == 200, "\(r.body)")
-            let results = json(r.body)["results"] as? [[String: Any]] ?? []
-            #expect(results.count == tokens.count && results.allSatisfy { ($0["value"] as? String)?.hasPrefix("Pessoa ") == true },
+            let results = try decode(DetokenizeResponse.self, r.body).results
+            #expect(results.count == tokens.count && results.allSatisfy { $0.value?.hasPrefix("Pessoa ") == true },
                     "a subject created during the runbook no longer reads")
         }
         #expect(try await again.stop() == 0)
@@ -133,7 +133,7 @@ struct KeysCommandTests {
         #expect(rotate.stderr.contains("add v2:"))
 
         // The same ring from a file: mode checked, rotation appends a line.
-        FileManager.default.createFile(atPath: dir + "/kek.txt", contents: Data((kek + "\n").utf8), attributes: [.posixPermissions: 0o640])
+        _ = FileManager.default.createFile(atPath: dir + "/kek.txt", contents: Data((kek + "\n").utf8), attributes: [.posixPermissions: 0o640])
         let fileEnv = ["COFRE_ENV": "production", "COFRE_KEK_FILE": dir + "/kek.txt"]
         let open = try runCofre(["keys", "status"], in: dir, env: fileEnv)
         #expect(open.status != 0)

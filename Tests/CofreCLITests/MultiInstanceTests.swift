@@ -1,3 +1,4 @@
+import CofreAPI
 import CofreTestSupport
 import Foundation
 import Testing
@@ -18,7 +19,7 @@ struct MultiInstanceTests {
         func issue(_ name: String) throws -> String {
             let r = try runCofre(["service", "issue", name, "--json"] + stores, in: dir)
             #expect(r.status == 0, "\(r.stderr)")
-            return json(r.stdout)["key"] as! String
+            return try decodeOperator(IssuedKey.self, r.stdout).key
         }
         let crm = try issue("crm"), bot = try issue("whatsapp-bot"), dpo = try issue("dpo"), auditor = try issue("auditor")
         let a = try Server(directory: dir, arguments: stores)
@@ -27,38 +28,41 @@ struct MultiInstanceTests {
         try await b.waitReady()
         #expect(a.log.contains("shares the data store's PostgreSQL cluster"))
 
-        let created = json(try a.curl("POST", "/v1/subjects", key: crm,
-                                      body: #"{"external_ref":"m-1","fields":{"name":"Maria Souza","phone":"11 98888-7777"}}"#).body)
-        let subject = try #require(created["subject"] as? String)
-        let phone = (created["tokens"] as! [String: String])["phone"]!
-        let viaB = try b.curl("POST", "/v1/detokenize", key: crm, body: #"{"purpose":"collection-call","tokens":["\#(phone)"]}"#)
+        let created = try decode(CreateSubjectResponse.self, try a.curl(
+            "POST", "/v1/subjects", key: crm,
+            sending: CreateSubjectRequest(externalRef: "m-1", fields: ["name": "Maria Souza", "phone": "11 98888-7777"])).body)
+        let subject = created.subject
+        let phone = try #require(created.tokens["phone"])
+        let viaB = try b.curl("POST", "/v1/detokenize", key: crm, sending: DetokenizeRequest(purpose: "collection-call", tokens: [phone]))
         #expect(viaB.body.contains("+5511988887777"), "\(viaB.body)")
 
-        let grant = #"{"status":"granted","channel":"whatsapp","evidence":"wamid.X","notice_version":"2026-01"}"#
-        #expect(try a.curl("PUT", "/v1/subjects/\(subject)/consents/collection-whatsapp", key: dpo, body: grant).status == 200)
-        let reveal = #"{"purpose":"collection-whatsapp","tokens":["\#(phone)"]}"#
-        #expect(try b.curl("POST", "/v1/detokenize", key: bot, body: reveal).body.contains("+5511988887777"))
-        #expect(try a.curl("PUT", "/v1/subjects/\(subject)/consents/collection-whatsapp", key: dpo, body: #"{"status":"revoked"}"#).status == 200)
-        #expect(try b.curl("POST", "/v1/detokenize", key: bot, body: reveal).body.contains("consent_revoked"))
+        let grant = ConsentRequest(status: ConsentStatus.granted.rawValue, channel: "whatsapp", evidence: "wamid.X", noticeVersion: "2026-01")
+        #expect(try a.curl("PUT", "/v1/subjects/\(subject)/consents/collection-whatsapp", key: dpo, sending: grant).status == 200)
+        let reveal = DetokenizeRequest(purpose: "collection-whatsapp", tokens: [phone])
+        #expect(try b.curl("POST", "/v1/detokenize", key: bot, sending: reveal).body.contains("+5511988887777"))
+        #expect(try a.curl("PUT", "/v1/subjects/\(subject)/consents/collection-whatsapp", key: dpo,
+                           sending: ConsentRequest(status: ConsentStatus.revoked.rawValue)).status == 200)
+        #expect(try b.curl("POST", "/v1/detokenize", key: bot, sending: reveal).body.contains("consent_revoked"))
 
         // Concurrent writes through both instances.
         try await withThrowingTaskGroup(of: Int.self) { group in
             for i in 0..<24 {
                 let server = i % 2 == 0 ? a : b
                 group.addTask {
-                    try server.curl("POST", "/v1/subjects", key: crm, body: #"{"external_ref":"c-\#(i)","fields":{"name":"Pessoa \#(i)"}}"#).status
+                    try server.curl("POST", "/v1/subjects", key: crm,
+                                    sending: CreateSubjectRequest(externalRef: "c-\(i)", fields: ["name": "Pessoa \(i)"])).status
                 }
                 group.addTask {
-                    try server.curl("POST", "/v1/detokenize", key: crm, body: #"{"purpose":"collection-call","tokens":["\#(phone)"]}"#).status
+                    try server.curl("POST", "/v1/detokenize", key: crm, sending: DetokenizeRequest(purpose: "collection-call", tokens: [phone])).status
                 }
             }
             for try await status in group { #expect(status == 200 || status == 201) }
         }
         for server in [a, b] {
-            let v = json(try server.curl("GET", "/v1/audit/verify", key: auditor).body)
-            #expect(v["ok"] as? Bool == true, "\(v)")
+            let v = try decode(VerifyResponse.self, try server.curl("GET", "/v1/audit/verify", key: auditor).body)
+            #expect(v.ok == true, "\(v)")
         }
-        let count = json(try a.curl("GET", "/v1/audit/verify", key: auditor).body)["events"] as? Int ?? 0
+        let count = try decode(VerifyResponse.self, try a.curl("GET", "/v1/audit/verify", key: auditor).body).events
         #expect(count >= 4 + 1 + 1 + 2 + 2 + 48)
         #expect(try await a.stop() == 0)
         #expect(try await b.stop() == 0)

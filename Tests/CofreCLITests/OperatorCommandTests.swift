@@ -9,9 +9,9 @@ struct OperatorCommandTests {
         let dir = try makeWorkdir()
         let issued = try runCofre(["service", "issue", "crm", "--json"], in: dir)
         #expect(issued.status == 0, "\(issued.stderr)")
-        let answer = json(issued.stdout)
-        #expect(answer["service"] as? String == "crm")
-        let key = try #require(answer["key"] as? String)
+        let answer = try decodeOperator(IssuedKey.self, issued.stdout)
+        #expect(answer.service == "crm")
+        let key = answer.key
         #expect(key.hasPrefix("cofre_sk_") && key.count == 61)
         #expect(!issued.stderr.contains("DEVELOPMENT KEY RING CREATED"), "only `cofre serve` creates a development ring")
 
@@ -28,9 +28,9 @@ struct OperatorCommandTests {
 
         let list = try runCofre(["service", "list", "--json"], in: dir)
         #expect(list.status == 0)
-        let rows = try #require(try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [[String: Any]])
-        let crm = try #require(rows.first { $0["service"] as? String == "crm" })
-        #expect(crm["active_keys"] as? Int == 1)
+        let rows = try decodeOperator([ServiceRow].self, list.stdout)
+        let crm = try #require(rows.first { $0.service == "crm" })
+        #expect(crm.activeKeys == 1)
         #expect(!list.stdout.contains(key))
 
         let revoke = try runCofre(["service", "revoke", "crm"], in: dir)
@@ -56,11 +56,11 @@ struct OperatorCommandTests {
         let dir = try makeWorkdir()
         let r = try runCofre(["keys", "status", "--json"], in: dir)
         #expect(r.status == 0, "\(r.stderr)")
-        let s = json(r.stdout)
-        #expect(s["primary"] as? Int == 1)
-        let versions = try #require(s["versions"] as? [[String: Any]])
+        let s = try decodeOperator(KeysStatus.self, r.stdout)
+        #expect(s.primary == 1)
+        let versions = s.versions
         #expect(versions.count == 1)
-        #expect(versions[0]["data_keys"] as? Int == 2)  // the blind-index and audit-chain keys
+        #expect(versions.first?.dataKeys == 2)  // the blind-index and audit-chain keys
     }
 
     @Test("a bad policy stops start-up with the file, the key path and what was expected")

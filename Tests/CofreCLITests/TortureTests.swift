@@ -1,3 +1,4 @@
+import CofreAPI
 import CofreTestSupport
 import Foundation
 import Testing
@@ -67,7 +68,7 @@ struct TortureTests {
         try text.replacingOccurrences(of: crmLine, with: crmLine + ", quota: { reveals_per_minute: 10000000, writes_per_minute: 10000000 }")
             .write(toFile: policy, atomically: true, encoding: .utf8)
         let stores = try await stores()
-        func issue(_ name: String) throws -> String { json(try runCofre(["service", "issue", name, "--json"] + stores, in: dir).stdout)["key"] as! String }
+        func issue(_ name: String) throws -> String { try issueKey(name, in: dir, arguments: stores) }
         let crm = try issue("crm"), bot = try issue("whatsapp-bot"), auditor = try issue("auditor"), dpo = try issue("dpo")
         let ledger = Ledger()
         for run in 0..<Self.runs {
@@ -87,19 +88,21 @@ struct TortureTests {
                         case 0, 1:
                             let ref = "t-\(run)-\(n)", name = "Pessoa \(n)", phone = "11 9\(String(format: "%08d", n))"
                             guard let r = try? server.curl("POST", "/v1/subjects", key: crm,
-                                                           body: #"{"external_ref":"\#(ref)","fields":{"name":"\#(name)","phone":"\#(phone)"}}"#),
-                                  r.status == 201 else { continue }
-                            let o = json(r.body), t = o["tokens"] as? [String: String] ?? [:]
-                            ledger.created(ref, .init(subject: o["subject"] as! String, name: (t["name"]!, name),
-                                                      phones: [t["phone"]!: "+55" + phone.filter(\.isNumber)]))
+                                                           sending: CreateSubjectRequest(externalRef: ref, fields: ["name": name, "phone": phone])),
+                                  r.status == 201,
+                                  // A 201 whose body the kill cut off told the client nothing: not acknowledged.
+                                  let o = try? decode(CreateSubjectResponse.self, r.body),
+                                  let nameToken = o.tokens["name"], let phoneToken = o.tokens["phone"] else { continue }
+                            ledger.created(ref, .init(subject: o.subject, name: (nameToken, name),
+                                                      phones: [phoneToken: "+55" + phone.filter(\.isNumber)]))
                         case 2:
                             guard let ref = ledger.anyRef(), let s = ledger.subjectID(ref) else { continue }
                             let phone = "21 9\(String(format: "%08d", n))"
                             ledger.sending(ref)
                             guard let r = try? server.curl("POST", "/v1/tokenize", key: crm,
-                                                           body: #"{"subject":"\#(s)","field":"phone","value":"\#(phone)"}"#) else { continue }
+                                                           sending: TokenizeRequest(subject: s, field: "phone", value: phone)) else { continue }
                             // 200: stored; 409: certainly not; anything else (a 503, no answer) stays unknown.
-                            if r.status == 200, let t = json(r.body)["token"] as? String {
+                            if r.status == 200, let t = (try? decode(TokenizeResponse.self, r.body))?.token {
                                 ledger.answered(ref, token: t, value: "+55" + phone.filter(\.isNumber))
                             } else if r.status == 409 {
                                 ledger.answered(ref, token: nil, value: "")
@@ -107,8 +110,9 @@ struct TortureTests {
                         default:
                             guard let ref = ledger.anyRef(), let s = ledger.subjectID(ref), let t = ledger.phoneToken(ref) else { continue }
                             _ = try? server.curl("PUT", "/v1/subjects/\(s)/consents/collection-whatsapp", key: bot,
-                                                 body: #"{"status":"granted","channel":"whatsapp","evidence":"wamid.\#(n)","notice_version":"2026-01"}"#)
-                            if let r = try? server.curl("POST", "/v1/detokenize", key: crm, body: #"{"purpose":"collection-call","tokens":["\#(t)"]}"#),
+                                                 sending: ConsentRequest(status: ConsentStatus.granted.rawValue, channel: "whatsapp",
+                                                                         evidence: "wamid.\(n)", noticeVersion: "2026-01"))
+                            if let r = try? server.curl("POST", "/v1/detokenize", key: crm, sending: DetokenizeRequest(purpose: "collection-call", tokens: [t])),
                                r.status == 200, r.body.contains("\"value\"") {
                                 ledger.revealed(t)
                             }
@@ -128,24 +132,23 @@ struct TortureTests {
             for chunk in stride(from: 0, to: known.count, by: 100) {
                 let part = Array(known[chunk..<min(chunk + 100, known.count)])
                 let tokens = part.flatMap { [$0.value.name.token] + $0.value.phones.keys.sorted() }
-                let r = try again.curl("POST", "/v1/detokenize", key: crm,
-                                       body: #"{"purpose":"collection-call","tokens":["\#(tokens.joined(separator: "\",\""))"]}"#)
+                let r = try again.curl("POST", "/v1/detokenize", key: crm, sending: DetokenizeRequest(purpose: "collection-call", tokens: tokens))
                 #expect(r.status == 200, "run \(run): \(r.status) \(r.body.prefix(300))")
-                let results = json(r.body)["results"] as? [[String: Any]] ?? []
+                let results = (try? decode(DetokenizeResponse.self, r.body))?.results ?? []
                 guard results.count == tokens.count else { continue }
                 var i = 0
                 for (ref, s) in part {
-                    #expect(results[i]["value"] as? String == s.name.value, "run \(run), \(ref): an acknowledged name was lost")
+                    #expect(results[i].value == s.name.value, "run \(run), \(ref): an acknowledged name was lost")
                     i += 1
                     // Of the acknowledged phone versions, the one committed last still reads, with its value —
                     // unless a correction whose answer was lost committed after it.
                     var reading = 0
                     for token in s.phones.keys.sorted() {
-                        if let value = results[i]["value"] as? String {
+                        if let value = results[i].value {
                             reading += 1
                             #expect(value == s.phones[token], "run \(run), \(ref): a token reads another value")
                         } else {
-                            #expect((results[i]["denied"] as? [String: Any])?["code"] as? String == "token_unknown", "run \(run), \(ref): \(results[i])")
+                            #expect(results[i].denied?.code == .tokenUnknown, "run \(run), \(ref): \(results[i])")
                         }
                         i += 1
                     }
@@ -154,10 +157,11 @@ struct TortureTests {
                 }
             }
             let verify = try again.curl("GET", "/v1/audit/verify", key: auditor)
-            #expect(json(verify.body)["ok"] as? Bool == true, "run \(run): \(verify.body)")
+            #expect((try? decode(VerifyResponse.self, verify.body))?.ok == true, "run \(run): \(verify.body)")
             for token in ledger.acknowledgedReveals.suffix(20) {
                 let events = try again.curl("GET", "/v1/audit/events?token=\(token)&decision=allow", key: auditor)
-                #expect((json(events.body)["events"] as? [[String: Any]])?.isEmpty == false, "run \(run): an acknowledged reveal has no audit event")
+                #expect((try? decode(AuditEventsResponse.self, events.body))?.events.isEmpty == false,
+                        "run \(run): an acknowledged reveal has no audit event")
             }
             #expect(try await again.stop() == 0)
         }
@@ -186,7 +190,7 @@ struct TortureTests {
         let erased = DispatchGroup()
         erased.enter()
         Thread.detachNewThread {
-            _ = try? server.curl("POST", "/v1/subjects/\(victim.subject)/erase", key: dpo, body: #"{"reason":"r","ticket":"T-9"}"#)
+            _ = try? server.curl("POST", "/v1/subjects/\(victim.subject)/erase", key: dpo, sending: EraseRequest(reason: "r", ticket: "T-9"))
             erased.leave()
         }
         try await Task.sleep(for: .milliseconds(Int.random(in: 0...30)))
@@ -194,12 +198,13 @@ struct TortureTests {
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in erased.notify(queue: .global()) { c.resume() } }
         let after = try Server(directory: dir, arguments: stores)
         try await after.waitReady()
-        let erase = try after.curl("POST", "/v1/subjects/\(victim.subject)/erase", key: dpo, body: #"{"reason":"r","ticket":"T-9"}"#)
+        let erase = try after.curl("POST", "/v1/subjects/\(victim.subject)/erase", key: dpo, sending: EraseRequest(reason: "r", ticket: "T-9"))
         #expect(erase.status == 200, "\(erase.body)")
-        let r = try after.curl("POST", "/v1/detokenize", key: crm, body: #"{"purpose":"collection-call","tokens":["\#(victim.phones.keys.first!)"]}"#)
+        let r = try after.curl("POST", "/v1/detokenize", key: crm,
+                               sending: DetokenizeRequest(purpose: "collection-call", tokens: [victim.phones.keys.first!]))
         #expect(r.body.contains("subject_erased") && !r.body.contains("\"value\""), "\(r.body)")
         let verify = try after.curl("GET", "/v1/audit/verify", key: auditor)
-        #expect(json(verify.body)["ok"] as? Bool == true)
+        #expect((try? decode(VerifyResponse.self, verify.body))?.ok == true, "\(verify.body)")
         #expect(try await after.stop() == 0)
     }
 }

@@ -27,7 +27,7 @@ struct KeyRingTests {
     func tightensFreshCheckout() throws {
         let dir = try makeTempDirectory() + "/keys"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o755])
-        FileManager.default.createFile(atPath: dir + "/README.md", contents: Data("x".utf8))
+        _ = FileManager.default.createFile(atPath: dir + "/README.md", contents: Data("x".utf8))
         #expect(throws: KeyRingError.self) { try KeyRingDirectory.load(directory: dir, allowCreate: false, logger: LogCapture().logger) }
         let ring = try KeyRingDirectory.load(directory: dir, allowCreate: true, logger: LogCapture().logger).ring
         #expect(ring.versions == [1])
@@ -71,7 +71,7 @@ struct KeyRingTests {
         let dir = try makeTempDirectory() + "/keys"
         _ = try KeyRingDirectory.load(directory: dir, allowCreate: true, logger: LogCapture().logger).ring
         let bad = dir + "/kek-v2.key"
-        FileManager.default.createFile(atPath: bad, contents: Data("c2hvcnQ=\n".utf8), attributes: [.posixPermissions: 0o600])
+        _ = FileManager.default.createFile(atPath: bad, contents: Data("c2hvcnQ=\n".utf8), attributes: [.posixPermissions: 0o600])
         let error = #expect(throws: KeyRingError.self) {
             try KeyRingDirectory.load(directory: dir, allowCreate: true, logger: LogCapture().logger).ring
         }
@@ -83,7 +83,7 @@ struct KeyRingTests {
         let dir = try makeTempDirectory() + "/keys"
         _ = try KeyRingDirectory.load(directory: dir, allowCreate: true, logger: LogCapture().logger).ring
         let other = Data((0..<32).map { _ in UInt8.random(in: 0...255) }).base64EncodedString() + "\n"
-        FileManager.default.createFile(atPath: dir + "/kek-v01.key", contents: Data(other.utf8), attributes: [.posixPermissions: 0o600])
+        _ = FileManager.default.createFile(atPath: dir + "/kek-v01.key", contents: Data(other.utf8), attributes: [.posixPermissions: 0o600])
         let error = #expect(throws: KeyRingError.self) {
             try KeyRingDirectory.load(directory: dir, allowCreate: false, logger: LogCapture().logger).ring
         }

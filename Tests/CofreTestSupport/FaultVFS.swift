@@ -1,5 +1,5 @@
 import CFaultVFS
-public import Foundation
+import Foundation
 
 /// The reliability suite's SQLite VFS (see `Tests/CFaultVFS/include/faultvfs.h`): installed once as
 /// the process's default VFS; files outside a watched directory pass straight through it.

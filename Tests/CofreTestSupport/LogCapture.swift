@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 public import Logging
 
 /// Collects every log line (message and metadata) in memory, so tests can search it for leaks.

@@ -1,4 +1,4 @@
-public import CofreCore
+import CofreCore
 import CofreCrypto
 import Foundation
 

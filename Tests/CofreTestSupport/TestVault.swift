@@ -3,7 +3,7 @@ import CofrePostgres
 import CofreSQLite
 public import Foundation
 import GRDB
-public import Logging
+import Logging
 import PostgresNIO
 
 /// The repository root, found from this file's path, so tests read the real policy example.
