@@ -183,7 +183,7 @@ let package = Package(
         .testTarget(
             name: "CofreHTTPTests",
             dependencies: [
-                "CofreHTTP", "CofreAPI", "CofreCore", "CofreCrypto", "CofreSQLite", "CofreTestSupport",
+                "CofreHTTP", "CofreAPI", "CofreClient", "CofreCore", "CofreCrypto", "CofreSQLite", "CofreTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

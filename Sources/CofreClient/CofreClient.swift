@@ -27,8 +27,9 @@ public struct CofreClient: Sendable {
     /// - Parameters:
     ///   - baseURL: `http://host:port` or `https://…`, without a path.
     ///   - key: the caller's key (`Authorization: Bearer`). Never logged, never in an error.
-    ///   - httpClient: defaults to `HTTPClient.shared`; pass your own to set connect timeouts or TLS.
-    public init(baseURL: String, key: String, httpClient: HTTPClient = .shared, retries: Int = 2, timeout: TimeAmount = .seconds(120)) {
+    ///   - httpClient: defaults to `CofreClient.defaultHTTPClient`; pass your own for TLS settings.
+    public init(baseURL: String, key: String, httpClient: HTTPClient = CofreClient.defaultHTTPClient, retries: Int = 2,
+                timeout: TimeAmount = .seconds(120)) {
         var base = baseURL
         while base.hasSuffix("/") { base.removeLast() }
         self.baseURL = base
@@ -37,6 +38,13 @@ public struct CofreClient: Sendable {
         self.retries = retries
         self.timeout = timeout
     }
+
+    /// A process-wide client (never shut down, like `HTTPClient.shared`) that gives up on a connection
+    /// after 5 s instead of retrying a refused one until the request's deadline, and never follows a
+    /// redirect (the vault answers none; following one could carry the key to another host).
+    public static let defaultHTTPClient = HTTPClient(
+        eventLoopGroupProvider: .singleton,
+        configuration: .init(redirectConfiguration: .disallow, timeout: .init(connect: .seconds(5), read: .seconds(120))))
 
     // MARK: data plane (services)
 
