@@ -41,6 +41,16 @@ public struct DetokenizeRequest: Codable, Sendable, Equatable {
     }
 }
 
+/// `POST /v1/contact/eligibility`: a dialer's campaign, checked without revealing or counting.
+public struct ContactEligibilityRequest: Codable, Sendable, Equatable {
+    public let purpose: String
+    public let tokens: [String]
+    public init(purpose: String, tokens: [String]) {
+        self.purpose = purpose
+        self.tokens = tokens
+    }
+}
+
 public struct LookupRequest: Codable, Sendable, Equatable {
     public let purpose: String
     public let field: String

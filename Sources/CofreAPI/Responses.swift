@@ -89,10 +89,14 @@ public struct DetokenizeResponse: Codable, Sendable, Equatable {
     public struct Denial: Codable, Sendable, Equatable {
         public let code: DenialCode
         public let message: String
-        public init(code: DenialCode, message: String) {
+        /// For `outside_contact_window` and `contact_limit_reached`: when a contact will next be allowed.
+        public let nextWindowAt: Date?
+        public init(code: DenialCode, message: String, nextWindowAt: Date? = nil) {
             self.code = code
             self.message = message
+            self.nextWindowAt = nextWindowAt
         }
+        enum CodingKeys: String, CodingKey { case code, message, nextWindowAt = "next_window_at" }
     }
     /// Either `field` and `reveal` (with `value` unless redacted), or `denied`.
     public struct Result: Codable, Sendable, Equatable {
@@ -106,6 +110,24 @@ public struct DetokenizeResponse: Codable, Sendable, Equatable {
             self.field = field
             self.value = value
             self.reveal = reveal
+            self.denied = denied
+        }
+    }
+    public let results: [Result]
+    public init(results: [Result]) { self.results = results }
+}
+
+/// `POST /v1/contact/eligibility`: per token, whether a contact through it is allowed now.
+public struct ContactEligibilityResponse: Codable, Sendable, Equatable {
+    public struct Result: Codable, Sendable, Equatable {
+        public let token: String
+        public let field: String?
+        public let eligible: Bool
+        public let denied: DetokenizeResponse.Denial?
+        public init(token: String, field: String?, eligible: Bool, denied: DetokenizeResponse.Denial?) {
+            self.token = token
+            self.field = field
+            self.eligible = eligible
             self.denied = denied
         }
     }
@@ -328,11 +350,26 @@ public struct ExportResponse: Codable, Sendable, Equatable {
     public let consents: [ConsentEvent]
     public let purposes: [Purpose]
     public let erasure: ErasureReceipt?
+    /// One contact attempt (a reveal of a contact purpose's field): when, for which purpose, through
+    /// which channel, by which service.
+    public struct ContactAttempt: Codable, Sendable, Equatable {
+        public let at: Date
+        public let purpose: String
+        public let channel: String?
+        public let service: String
+        public init(at: Date, purpose: String, channel: String?, service: String) {
+            self.at = at
+            self.purpose = purpose
+            self.channel = channel
+            self.service = service
+        }
+    }
+    public let contactAttempts: [ContactAttempt]
     /// Streamed by the server page by page (never held whole); the client reads it like any other key.
     public let accessHistory: [Access]
 
     public init(generatedAt: Date, note: String, subject: Subject, fields: [Field], consents: [ConsentEvent], purposes: [Purpose],
-                erasure: ErasureReceipt?, accessHistory: [Access]) {
+                erasure: ErasureReceipt?, contactAttempts: [ContactAttempt] = [], accessHistory: [Access]) {
         self.schema = Self.schemaName
         self.generatedAt = generatedAt
         self.note = note
@@ -341,10 +378,12 @@ public struct ExportResponse: Codable, Sendable, Equatable {
         self.consents = consents
         self.purposes = purposes
         self.erasure = erasure
+        self.contactAttempts = contactAttempts
         self.accessHistory = accessHistory
     }
     enum CodingKeys: String, CodingKey {
         case schema, generatedAt = "generated_at", note, subject, fields, consents, purposes, erasure, accessHistory = "access_history"
+        case contactAttempts = "contact_attempts"
     }
 }
 

@@ -4,7 +4,7 @@
 
 /// The release, as `cofre --version` prints it and docs/openapi.yaml's `info.version` states it.
 public enum CofreVersion {
-    public static let current = "0.13.0"
+    public static let current = "0.14.0"
 }
 
 /// An error code of `{"error":{"code":…}}` (docs/reference.md, "Errors"). Every code the vault can
@@ -88,6 +88,8 @@ public struct AuditAction: RawRepresentable, Hashable, Sendable, Codable, Custom
     public static let detokenize = AuditAction("detokenize")
     public static let lookup = AuditAction("lookup")
     public static let bulkReveal = AuditAction("bulk_reveal")
+    /// A dialer's eligibility check of a campaign's tokens (one event per call; nothing revealed or counted).
+    public static let contactEligibility = AuditAction("contact.eligibility")
     // Consent and objections (services, DPO)
     public static let consentRead = AuditAction("consent.read")
     /// A consent write refused before its body was read (the route's own check).
@@ -114,7 +116,7 @@ public struct AuditAction: RawRepresentable, Hashable, Sendable, Codable, Custom
     public static let keysSweep = AuditAction("keys.sweep")
 
     public static let all: [AuditAction] = [
-        .subjectCreate, .fieldsPut, .tokenize, .detokenize, .lookup, .bulkReveal,
+        .subjectCreate, .fieldsPut, .tokenize, .detokenize, .lookup, .bulkReveal, .contactEligibility,
         .consentRead, .consentRecord, .consentGrant, .consentRevoke, .objectionRecord, .objectionWithdraw,
         .subjectExport, .subjectErase, .retentionShred,
         .auditRead, .auditVerify, .auditCheckpoint,
@@ -133,6 +135,10 @@ public enum DenialCode: String, Sendable, CaseIterable, Codable {
     case subjectErased = "subject_erased"
     case tokenUnknown = "token_unknown"
     case tokenExpired = "token_expired"
+    /// A contact purpose's field outside the debtor's window (local time, state law, holidays).
+    case outsideContactWindow = "outside_contact_window"
+    /// A contact purpose's daily or weekly cap for the subject is used up.
+    case contactLimitReached = "contact_limit_reached"
 }
 
 /// LGPD Art. 7 legal bases that Cofre understands.
@@ -158,6 +164,8 @@ public enum Role: String, Sendable, CaseIterable, Codable {
 /// The value types a policy field can have.
 public enum FieldType: String, Sendable, CaseIterable, Codable {
     case text = "text", cpf = "cpf", email = "email", phone = "phone", date = "date", decimal = "decimal"
+    /// One of the 27 Brazilian state codes (case-insensitive, stored upper-case).
+    case uf = "uf"
 }
 
 /// The subject's latest consent for one purpose.

@@ -66,7 +66,9 @@ struct AuditCommand: AsyncParsableCommand {
                       + pad(Terminal.escape(e.action), 20) + pad(Terminal.escape(e.subject ?? "-"), 31)
                       + pad(Terminal.escape(e.fields.joined(separator: ",")), 14) + pad(Terminal.escape(e.purpose ?? "-"), 21) + decision)
             }
-            if let next { print("more: cofre audit events --after \(next)\(query.through.map { " --through \($0)" } ?? "") (or --all)") }
+            if let next {
+                print("more: cofre audit events --after \(Terminal.escape(next))\(query.through.map { " --through \(Terminal.escape($0))" } ?? "") (or --all)")
+            }
         }
     }
 

@@ -45,7 +45,7 @@ struct ImportCommand: AsyncParsableCommand {
                         progress.present += 1
                     } else {
                         progress.rejected += 1
-                        rejected.append("line \(item.line): \(error.code.rawValue): \(Terminal.escape(error.message))")
+                        rejected.append("line \(item.line): \(Terminal.escape(error.code.rawValue)): \(Terminal.escape(error.message))")
                     }
                 } else {
                     progress.imported += 1

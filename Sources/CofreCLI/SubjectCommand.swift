@@ -77,7 +77,7 @@ struct SubjectCommand: AsyncParsableCommand {
                 print(try VaultConnection.json(r))
                 return
             }
-            print("Erasure receipt for \(r.subject) — ticket \(Terminal.escape(r.ticket)), at \(WireJSON.formatDate(r.erasedAt)), by \(Terminal.escape(r.requestedBy))")
+            print("Erasure receipt for \(Terminal.escape(r.subject)) — ticket \(Terminal.escape(r.ticket)), at \(WireJSON.formatDate(r.erasedAt)), by \(Terminal.escape(r.requestedBy))")
             print(pad("FIELD", 14) + pad("OUTCOME", 10) + pad("KEPT FOR", 16) + pad("LEGAL BASIS", 20) + "UNTIL")
             for f in r.fields {
                 print(pad(Terminal.escape(f.field), 14) + pad(f.outcome.rawValue, 10) + pad(Terminal.escape(f.purpose ?? "-"), 16)

@@ -53,18 +53,19 @@ enum VaultConnection {
 
     /// The vault's code and message, with a hint for the usual causes.
     static func explain(_ e: CofreClientError, base: String) -> CLIError {
+        // What the vault (or whatever answers at that address) said is escaped before it reaches a terminal.
         guard let status = e.status else {
             if e.code == CofreClientError.transport {
-                return CLIError("\(e.message). Is `cofre serve` running? (--addr / COFRE_ADDR)")
+                return CLIError("\(Terminal.escape(e.message)). Is `cofre serve` running? (--addr / COFRE_ADDR)")
             }
-            return CLIError(e.message)
+            return CLIError(Terminal.escape(e.message))
         }
         let hint: String = switch status {
         case 401: " — COFRE_TOKEN is missing, unknown or revoked"
         case 403: " — this key's role may not do that"
         default: ""
         }
-        return CLIError("the vault answered \(status) \(e.code.rawValue): \(e.message)\(hint)")
+        return CLIError("the vault answered \(status) \(Terminal.escape(e.code.rawValue)): \(Terminal.escape(e.message))\(hint)")
     }
 
     /// A wire value as the `--json` output prints it.

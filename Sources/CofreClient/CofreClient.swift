@@ -7,9 +7,10 @@ import NIOHTTP1
 /// A typed client of Cofre's HTTP API (docs/openapi.yaml), for services, the DPO and auditors.
 ///
 /// Every route is one async method; a non-2xx answer throws `CofreClientError` with the vault's error
-/// code. Only what is safe to repeat is retried: reads (GET) after a connection failure or a 503, and
-/// any request whose connection could not be opened (it never reached the vault). Writes are never
-/// retried after they were sent: a consent, an objection or an erasure must not be recorded twice.
+/// code. Only what is safe to repeat is retried: any request whose connection could not be opened (it
+/// never reached the vault), and reads (GET) answered 503. Nothing is retried after it was sent and
+/// then lost (a timeout, a dropped connection): a write may have been applied, so that failure is
+/// `CofreClientError.outcomeUnknown`, and a consent, an objection or an erasure is never recorded twice.
 ///
 /// ```swift
 /// let vault = CofreClient(baseURL: "http://127.0.0.1:8200", key: key)
@@ -69,6 +70,13 @@ public struct CofreClient: Sendable {
     /// One result per token, in order: a value (or its mask) or the reason it was refused.
     public func detokenize(purpose: String, tokens: [String]) async throws(CofreClientError) -> [DetokenizeResponse.Result] {
         let r: DetokenizeResponse = try await send(.POST, "/v1/detokenize", body: DetokenizeRequest(purpose: purpose, tokens: tokens))
+        return r.results
+    }
+
+    /// Whether a contact through each token is allowed now (contact rules), without revealing or counting.
+    public func contactEligibility(purpose: String, tokens: [String]) async throws(CofreClientError) -> [ContactEligibilityResponse.Result] {
+        let r: ContactEligibilityResponse = try await send(.POST, "/v1/contact/eligibility",
+                                                           body: ContactEligibilityRequest(purpose: purpose, tokens: tokens))
         return r.results
     }
 
@@ -179,8 +187,10 @@ public struct CofreClient: Sendable {
 
     func makeRequest(_ method: HTTPMethod, _ path: String, query: [(String, String)], body: (any Encodable)?,
                      authenticated: Bool = true) throws(CofreClientError) -> HTTPClientRequest {
-        guard baseURL.hasPrefix("http://") || baseURL.hasPrefix("https://") else {
-            throw CofreClientError(status: nil, code: CofreClientError.transport, message: "the vault's address must start with http:// or https://")
+        guard baseURL.hasPrefix("http://") || baseURL.hasPrefix("https://"), let parts = URLComponents(string: baseURL), parts.host != nil,
+              parts.user == nil, parts.password == nil, parts.path.isEmpty, parts.query == nil, parts.fragment == nil else {
+            throw CofreClientError(status: nil, code: CofreClientError.transport,
+                                   message: "the vault's address must be http(s)://HOST[:PORT], without credentials, path or query")
         }
         var url = baseURL + path
         if !query.isEmpty {
@@ -227,14 +237,25 @@ public struct CofreClient: Sendable {
                 }
             } catch {
                 let neverSent = Self.isConnectFailure(error)
-                guard (idempotent || neverSent), attempt < retries else {
+                guard neverSent else {
+                    throw CofreClientError(status: nil, code: idempotent ? CofreClientError.transport : CofreClientError.outcomeUnknown,
+                                           message: idempotent ? "the vault at \(displayURL) did not answer: \(Self.describe(error))"
+                                               : "the request reached the vault at \(displayURL) but its answer was lost (\(Self.describe(error))): it may or may not have been applied; check before sending it again")
+                }
+                guard attempt < retries else {
                     throw CofreClientError(status: nil, code: CofreClientError.transport,
-                                           message: "cannot reach the vault at \(baseURL): \(Self.describe(error))")
+                                           message: "cannot reach the vault at \(displayURL): \(Self.describe(error))")
                 }
             }
             attempt += 1
             try? await Task.sleep(for: .milliseconds(200 * (1 << min(attempt, 5))))
         }
+    }
+
+    /// The address as errors show it: scheme, host and port only.
+    var displayURL: String {
+        guard let parts = URLComponents(string: baseURL), let host = parts.host else { return "the configured address" }
+        return "\(parts.scheme ?? "http")://\(host)" + (parts.port.map { ":\($0)" } ?? "")
     }
 
     static func failure(_ response: HTTPClientResponse) async -> CofreClientError {
@@ -328,6 +349,8 @@ public struct CofreClientError: Error, Sendable, CustomStringConvertible {
     public static let transport = ErrorCode("client_transport")
     /// The vault answered something that is not the interface's JSON.
     public static let unexpectedAnswer = ErrorCode("client_unexpected_answer")
+    /// A write was sent but its answer was lost: it may or may not have been applied.
+    public static let outcomeUnknown = ErrorCode("client_outcome_unknown")
 
     public let status: Int?
     public let code: ErrorCode

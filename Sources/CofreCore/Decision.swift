@@ -13,6 +13,8 @@ extension DenialCode {
         case .subjectErased: "the data was erased at the subject's request"
         case .tokenUnknown: "no such token"
         case .tokenExpired: "the token has expired"
+        case .outsideContactWindow: "the debtor may not be contacted now (collection hours in the debtor's state and time zone)"
+        case .contactLimitReached: "the purpose's contact cap for this subject is reached"
         }
     }
 }

@@ -34,6 +34,9 @@ extension FieldType {
             return try Self.date(trimmed, bad: bad)
         case .decimal:
             return try Self.decimal(trimmed, bad: bad)
+        case .uf:
+            guard let state = BrazilianStates.normalize(trimmed) else { throw bad("must be one of the 27 state codes (SP, RJ, AM, …)") }
+            return state
         }
     }
 

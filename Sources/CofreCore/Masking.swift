@@ -28,6 +28,9 @@ public enum Masking {
             return String(value.prefix(4)) + "-**-**"
         case .decimal:
             return nil
+        case .uf:
+            // A state alone identifies no one.
+            return value
         }
     }
 }

@@ -4,11 +4,15 @@ public struct Policy: Sendable {
     public var fields: [String: FieldSpec]
     public var purposes: [String: Purpose]
     public var services: [String: ServicePolicy]
+    /// When debtors may be contacted through a purpose's `contact` field (CONTRACT §8).
+    public var contactRules: ContactRules
 
-    public init(fields: [String: FieldSpec], purposes: [String: Purpose], services: [String: ServicePolicy]) {
+    public init(fields: [String: FieldSpec], purposes: [String: Purpose], services: [String: ServicePolicy],
+                contactRules: ContactRules = ContactRules()) {
         self.fields = fields
         self.purposes = purposes
         self.services = services
+        self.contactRules = contactRules
     }
 
     /// Names the vault keys internally (the consent-evidence key group, the system key groups): a field
@@ -43,13 +47,17 @@ public struct Purpose: Sendable, Equatable {
     public var channel: String?
     public var fields: [String: RevealLevel]
     public var retentionDays: Int?
+    /// A contact purpose: revealing this field is a contact attempt, bound by the contact rules and caps.
+    public var contact: ContactLimit?
 
-    public init(name: String, legalBasis: LegalBasis, channel: String? = nil, fields: [String: RevealLevel], retentionDays: Int? = nil) {
+    public init(name: String, legalBasis: LegalBasis, channel: String? = nil, fields: [String: RevealLevel], retentionDays: Int? = nil,
+                contact: ContactLimit? = nil) {
         self.name = name
         self.legalBasis = legalBasis
         self.channel = channel
         self.fields = fields
         self.retentionDays = retentionDays
+        self.contact = contact
     }
 }
 

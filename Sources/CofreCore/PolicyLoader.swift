@@ -90,13 +90,14 @@ public enum PolicyLoader {
         }
 
         func policy(_ root: Node) throws -> Policy {
-            var fieldsNode: Node?, purposesNode: Node?, servicesNode: Node?
+            var fieldsNode: Node?, purposesNode: Node?, servicesNode: Node?, contactNode: Node?
             for (key, keyNode, value) in try mapping(root, path: "") {
                 switch key {
                 case "fields": fieldsNode = value
                 case "purposes": purposesNode = value
                 case "services": servicesNode = value
-                default: throw fail(path: key, node: keyNode, "one of fields, purposes, services")
+                case "contact_rules": contactNode = value
+                default: throw fail(path: key, node: keyNode, "one of fields, purposes, services, contact_rules")
                 }
             }
             guard let fieldsNode else { throw fail(path: "fields", node: root, "a 'fields' mapping") }
@@ -128,7 +129,91 @@ public enum PolicyLoader {
                 try self.name(name, path: path, node: keyNode)
                 services[name] = try service(name, value, path: path, purposes: purposes)
             }
-            return Policy(fields: fields, purposes: purposes, services: services)
+            let rules = try contactNode.map { try contactRules($0, path: "contact_rules") } ?? ContactRules()
+            return Policy(fields: fields, purposes: purposes, services: services, contactRules: rules)
+        }
+
+        func contactRules(_ node: Node, path: String) throws -> ContactRules {
+            var rules = ContactRules()
+            for (key, keyNode, value) in try mapping(node, path: path) {
+                let p = join(path, key)
+                switch key {
+                case "timezone_by":
+                    guard let seq = value.sequence, !seq.isEmpty else { throw fail(path: p, node: value, "a list of state_field, phone_ddd") }
+                    rules.timezoneBy = try seq.enumerated().map { i, item in
+                        let raw = try scalar(item, path: "\(p)[\(i)]")
+                        guard let source = ContactRules.Source(rawValue: raw) else {
+                            throw fail(path: "\(p)[\(i)]", node: item, "state_field or phone_ddd; found '\(raw)'")
+                        }
+                        return source
+                    }
+                case "default": rules.defaultDays = try days(value, path: p)
+                case "states":
+                    for (state, stateKey, daysNode) in try mapping(value, path: p) {
+                        rules.states[try stateCode(state, path: join(p, state), node: stateKey)] = try days(daysNode, path: join(p, state))
+                    }
+                case "holidays":
+                    for (scope, scopeKey, list) in try mapping(value, path: p) {
+                        let sp = join(p, scope)
+                        guard let seq = list.sequence else { throw fail(path: sp, node: list, "a list of dates YYYY-MM-DD") }
+                        var dates = Set<String>()
+                        for (i, item) in seq.enumerated() {
+                            let raw = try scalar(item, path: "\(sp)[\(i)]")
+                            guard Self.isDate(raw) else { throw fail(path: "\(sp)[\(i)]", node: item, "a date YYYY-MM-DD; found '\(raw)'") }
+                            dates.insert(raw)
+                        }
+                        if scope == "national" {
+                            rules.nationalHolidays = dates
+                        } else {
+                            rules.stateHolidays[try stateCode(scope, path: sp, node: scopeKey)] = dates
+                        }
+                    }
+                default: throw fail(path: p, node: keyNode, "one of timezone_by, default, states, holidays")
+                }
+            }
+            return rules
+        }
+
+        func stateCode(_ code: String, path: String, node: Node) throws -> String {
+            guard code == code.uppercased(), let state = BrazilianStates.normalize(code) else {
+                throw fail(path: path, node: node, "a state code (\(BrazilianStates.all.joined(separator: ", "))) or 'national'; found '\(code)'")
+            }
+            return state
+        }
+
+        func days(_ node: Node, path: String) throws -> ContactRules.Days {
+            var days = ContactRules.Days(weekdays: nil, saturday: nil, sunday: nil, holidays: nil)
+            var seen = Set<String>()
+            for (key, keyNode, value) in try mapping(node, path: path) {
+                let p = join(path, key)
+                let raw = try scalar(value, path: p)
+                var window: ContactRules.Window?
+                if raw != "closed" {
+                    guard let w = ContactRules.Window(raw) else {
+                        throw fail(path: p, node: value, "'closed' or a window HH:MM-HH:MM with the start before the end; found '\(raw)'")
+                    }
+                    window = w
+                }
+                switch key {
+                case "weekdays": days.weekdays = window
+                case "saturday": days.saturday = window
+                case "sunday": days.sunday = window
+                case "holidays": days.holidays = window
+                default: throw fail(path: p, node: keyNode, "one of weekdays, saturday, sunday, holidays")
+                }
+                seen.insert(key)
+            }
+            guard seen.contains("weekdays") else { throw fail(path: join(path, "weekdays"), node: node, "a weekdays window (or closed)") }
+            return days
+        }
+
+        static func isDate(_ s: String) -> Bool {
+            let f = DateFormatter()
+            f.locale = Locale(identifier: "en_US_POSIX")
+            f.timeZone = TimeZone(identifier: "UTC")
+            f.dateFormat = "yyyy-MM-dd"
+            guard s.count == 10, let d = f.date(from: s) else { return false }
+            return f.string(from: d) == s
         }
 
         func field(_ node: Node, path: String) throws -> FieldSpec {
@@ -156,6 +241,8 @@ public enum PolicyLoader {
             var channel: String?
             var levels: [String: RevealLevel]?
             var retention: Int?
+            var contact: ContactLimit?
+            var contactNode: Node?
             for (key, keyNode, value) in try mapping(node, path: path) {
                 let p = join(path, key)
                 switch key {
@@ -186,13 +273,33 @@ public enum PolicyLoader {
                         throw fail(path: p, node: value, "a whole number of days from 1 to 36500")
                     }
                     retention = days
+                case "contact":
+                    contactNode = value
+                    var limit = ContactLimit(field: "")
+                    for (ckey, ckeyNode, cvalue) in try mapping(value, path: p) {
+                        let cp = join(p, ckey)
+                        switch ckey {
+                        case "field": limit.field = try scalar(cvalue, path: cp)
+                        case "max_per_day", "max_per_week":
+                            guard cvalue.scalar != nil, let n = cvalue.int, n >= 1, n <= 1000 else {
+                                throw fail(path: cp, node: cvalue, "a whole number from 1 to 1000")
+                            }
+                            if ckey == "max_per_day" { limit.maxPerDay = n } else { limit.maxPerWeek = n }
+                        default: throw fail(path: cp, node: ckeyNode, "one of field, max_per_day, max_per_week")
+                        }
+                    }
+                    contact = limit
                 default:
-                    throw fail(path: p, node: keyNode, "one of legal_basis, channel, fields, retention_days")
+                    throw fail(path: p, node: keyNode, "one of legal_basis, channel, fields, retention_days, contact")
                 }
             }
             guard let basis else { throw fail(path: join(path, "legal_basis"), node: node, "a legal basis") }
             guard let levels, !levels.isEmpty else { throw fail(path: join(path, "fields"), node: node, "at least one field with a reveal level") }
-            return Purpose(name: name, legalBasis: basis, channel: channel, fields: levels, retentionDays: retention)
+            if let contact, levels[contact.field] == nil {
+                throw fail(path: join(path, "contact.field"), node: contactNode,
+                           "one of this purpose's fields (\(levels.keys.sorted().joined(separator: ", "))); found '\(contact.field)'")
+            }
+            return Purpose(name: name, legalBasis: basis, channel: channel, fields: levels, retentionDays: retention, contact: contact)
         }
 
         func service(_ name: String, _ node: Node, path: String, purposes known: [String: Purpose]) throws -> ServicePolicy {

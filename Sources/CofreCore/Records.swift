@@ -1,5 +1,22 @@
 public import Foundation
 
+/// One contact attempt (CONTRACT §8): a reveal of a contact purpose's field, counted against its caps.
+/// Holds no value: who, when, for which purpose and through which channel.
+public struct ContactAttempt: Sendable, Equatable {
+    public let subject: String
+    public let purpose: String
+    public let service: String
+    public let channel: String?
+    public let at: Date
+    public init(subject: String, purpose: String, service: String, channel: String?, at: Date) {
+        self.subject = subject
+        self.purpose = purpose
+        self.service = service
+        self.channel = channel
+        self.at = at
+    }
+}
+
 /// A data subject (the debtor). Holds no personal value: the external reference is kept only as a keyed hash.
 public struct SubjectRecord: Sendable, Equatable {
     /// `erasing`: an erasure has begun; no write is accepted any more, reads still see the fields.

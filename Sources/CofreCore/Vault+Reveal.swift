@@ -1,6 +1,6 @@
 import Logging
 import CofreCrypto
-import Foundation
+public import Foundation
 
 extension Vault {
     /// One token's answer in a detokenize call.
@@ -10,6 +10,8 @@ extension Vault {
         public let value: String?
         public let reveal: RevealLevel?
         public let denied: DenialCode?
+        /// For a contact-rule denial: when a contact will next be allowed.
+        public var nextWindowAt: Date? = nil
     }
 
     /// `POST /v1/detokenize`: each token gets its own decision, and every decision is durably
@@ -39,17 +41,59 @@ extension Vault {
 
         var results: [RevealResult] = []
         var audit: [AuditDraft] = []
+        // Contact rules: one decision (and at most one counted attempt) per subject per call.
+        let at = now
+        var contacts: [String: (code: DenialCode?, next: Date?)] = [:]
         for d in decided {
-            let code: String? = if case .deny(let c) = d.decision { c.rawValue } else { nil }
+            var decision = d.decision
+            var next: Date?
+            var claimed = false
+            if case .allow = decision, let limit = purpose.contact, let record = d.record, record.field == limit.field, let fields = d.subjectFields {
+                let outcome: (code: DenialCode?, next: Date?)
+                if let known = contacts[record.subject] {
+                    outcome = known
+                } else {
+                    let window = try await windowCheck(fields: fields, at: at)
+                    if let closed = window.closedUntil {
+                        outcome = (.outsideContactWindow, closed)
+                    } else {
+                        // The attempt is counted with its allowing event, in one transaction whose
+                        // preconditions hold the caps across instances.
+                        let allowed = draft(p, action: .detokenize, requestID: requestID, subject: record.subject, fields: [record.field],
+                                            purpose: purpose, decision: .allow, ref: chain.ref("token", d.token))
+                        do {
+                            _ = try await store.commit(WriteBatch(
+                                contactClaim(subject: record.subject, purpose: purpose, limit: limit, place: window.place, service: p.name, at: at),
+                                audit: [allowed]))
+                            outcome = (nil, nil)
+                            claimed = true
+                        } catch let e as StoreError where e.code == .limitReached {
+                            outcome = (.contactLimitReached, try await capsNextWindow(subject: record.subject, purpose: purpose, limit: limit,
+                                                                                     place: window.place, at: at) ?? nil)
+                        } catch {
+                            throw mapStore(error)
+                        }
+                    }
+                    contacts[record.subject] = outcome
+                }
+                if let code = outcome.code {
+                    decision = .deny(code)
+                    next = outcome.next
+                    VaultMetrics.contactDenied(purpose: purposeName, policy: policy, code: code)
+                }
+            }
+            let code: String? = if case .deny(let c) = decision { c.rawValue } else { nil }
             VaultMetrics.decision(purpose: purposeName, policy: policy, denied: code.flatMap(DenialCode.init(rawValue:)))
-            audit.append(draft(p, action: .detokenize, requestID: requestID, subject: d.record?.subject,
-                               fields: d.record.map { [$0.field] } ?? [], purpose: purpose,
-                               decision: code == nil ? .allow : .deny, code: code, ref: chain.ref("token", d.token)))
-            switch d.decision {
+            if !claimed {
+                audit.append(draft(p, action: .detokenize, requestID: requestID, subject: d.record?.subject,
+                                   fields: d.record.map { [$0.field] } ?? [], purpose: purpose,
+                                   decision: code == nil ? .allow : .deny, code: code, ref: chain.ref("token", d.token)))
+            }
+            switch decision {
             case .allow(let level):
                 results.append(RevealResult(token: d.token, field: d.record?.field, value: d.value, reveal: level, denied: nil))
             case .deny(let c):
-                results.append(RevealResult(token: d.token, field: nil, value: nil, reveal: nil, denied: c))
+                results.append(RevealResult(token: d.token, field: nil, value: nil, reveal: nil, denied: c, nextWindowAt: next))
             }
         }
         // Fail closed: no durable record, no value.
@@ -68,6 +112,8 @@ extension Vault {
         let record: TokenRecord?
         let decision: RevealDecision
         let value: String?
+        /// The subject's fields as read with the decision (for the contact rules).
+        var subjectFields: [String: FieldRecord]? = nil
     }
 
     /// Reads everything the decisions need in one snapshot (taken after the request arrived), decides
@@ -135,7 +181,8 @@ extension Vault {
                     throw integrityFailure(subject: field.subject, "a stored value failed its integrity check")
                 }
             }
-            out.append(Decided(token: d.token, record: d.record, decision: decision, value: value))
+            out.append(Decided(token: d.token, record: d.record, decision: decision, value: value,
+                               subjectFields: d.record.flatMap { snap.fields[$0.subject] }))
         }
         return out
     }

@@ -32,6 +32,8 @@ public struct SubjectExport: Sendable {
     public let consents: [Vault.ConsentView]
     public let purposes: [PurposeInfo]
     public let erasure: ErasureReceipt?
+    /// Contact attempts (CONTRACT §8), oldest first.
+    public let contactAttempts: [ContactAttempt]
     /// The audit log's head when the export began: the access history stops there.
     public let historyThrough: Int64
 }
@@ -90,11 +92,12 @@ extension Vault {
                                               objection: states[purpose.name]?.objection ?? false)
                 }
             let receipt = try await store.erasureReceipt(subject: id)
+            let attempts = try await store.contactAttempts(subject: id, since: nil)
             let head = try await store.lastAuditEvent()?.seq ?? 0
             try await store.appendAudit([draft(p, action: .subjectExport, requestID: requestID, subject: id,
                                                fields: fields.filter { $0.value != nil }.map(\.field), decision: .allow)])
             return SubjectExport(generatedAt: now, subject: subject, fields: fields, consents: consents, purposes: purposes,
-                                 erasure: receipt, historyThrough: head)
+                                 erasure: receipt, contactAttempts: attempts, historyThrough: head)
         } catch {
             if error is CryptoError {
                 throw integrityFailure(subject: id, "a ciphertext failed its integrity check")

@@ -135,6 +135,8 @@ public final class Vault: Sendable {
                 return .subjectErasedWrite
             case .exists:
                 return VaultError(.conflict, .subjectExists, "a subject with this external reference already exists", existingSubject: s.subject)
+            case .limitReached:
+                return .concurrentUpdate
             case .unavailable:
                 break
             }

@@ -15,6 +15,11 @@ public enum VaultMetrics {
         ]).increment()
     }
 
+    /// A contact attempt refused by the contact rules (window or caps), by purpose and code.
+    static func contactDenied(purpose: String, policy: Policy, code: DenialCode) {
+        Counter(label: "cofre_contact_denials_total", dimensions: [("purpose", purposeLabel(purpose, policy)), ("code", code.rawValue)]).increment()
+    }
+
     static func consent(purpose: String, policy: Policy, status: ConsentRecord.Status) {
         Counter(label: "cofre_consent_events_total", dimensions: [("purpose", purposeLabel(purpose, policy)), ("status", status.rawValue)]).increment()
     }

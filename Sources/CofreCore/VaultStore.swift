@@ -35,6 +35,8 @@ public protocol VaultStore: Sendable {
     func lastAuditEvent() async throws -> AuditEvent?
     /// The stored receipt of an erasure, as the JSON the core wrote.
     func erasureReceiptJSON(subject: String) async throws -> String?
+    /// A subject's contact attempts at or after `since` (all when nil), oldest first.
+    func contactAttempts(subject: String, since: Date?) async throws -> [ContactAttempt]
     /// Blocked fields whose retention ended at or before `now`, at most `limit`.
     func expiredRetentions(now: Date, limit: Int) async throws -> [FieldRecord]
     /// Data keys that a committed change superseded and that still await destruction in the key store.
@@ -126,6 +128,10 @@ public enum WriteOp: Sendable {
     case removeInstance(String)
     /// Rewrites the one-row write probe: readiness's proof that the store takes writes again.
     case probe(Date)
+    /// Fewer than `max` contact attempts of the subject through the purpose at or after `since`; else
+    /// `.limitReached`. Serialised per subject and purpose across instances, with the insert that follows.
+    case expectContactsBelow(subject: String, purpose: String, since: Date, max: Int)
+    case insertContact(ContactAttempt)
 }
 
 /// A data-store transaction: operations, then audit events, committed together or not at all.
@@ -150,7 +156,7 @@ public struct CommitResult: Sendable {
 public enum StoreMigrations {
     public static let ids = [
         "v1-subjects-fields-tokens", "v1-credentials", "v1-audit", "v2-consent-ledger", "v3-audit-read-indexes", "v4-erasures",
-        "v5-atomic-writes", "v6-binding-instances", "v7-write-probe",
+        "v5-atomic-writes", "v6-binding-instances", "v7-write-probe", "v8-contact-attempts",
     ]
 }
 
@@ -239,7 +245,7 @@ public struct AuditQuery: Sendable, Equatable {
 /// `conflict`, `notFound`, `subjectGone` and `exists` come from a batch's preconditions: the batch
 /// certainly wrote nothing. Any other failure of a commit may hide a commit that happened.
 public struct StoreError: Error, Sendable, CustomStringConvertible {
-    public enum Code: String, Sendable { case conflict, notFound, subjectGone, exists, auditUnavailable, unavailable }
+    public enum Code: String, Sendable { case conflict, notFound, subjectGone, exists, limitReached, auditUnavailable, unavailable }
     public let code: Code
     /// For `exists`: the subject that holds the external reference.
     public let subject: String?
@@ -252,7 +258,7 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
     /// Whether the failed batch certainly committed nothing (a precondition refused it).
     public var certainlyNotCommitted: Bool {
         switch code {
-        case .conflict, .notFound, .subjectGone, .exists: true
+        case .conflict, .notFound, .subjectGone, .exists, .limitReached: true
         case .auditUnavailable, .unavailable: false
         }
     }

@@ -4,6 +4,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
+import NIOHTTP1
 
 /// Maps every error to the contract's JSON in one place. Messages are fixed texts: no SQL, no stack, no value.
 struct ErrorMiddleware: RouterMiddleware {
@@ -18,6 +19,9 @@ struct ErrorMiddleware: RouterMiddleware {
                                          subject: e.existingSubject, context: context)
             if let retryAfter = e.retryAfter { response.headers[.retryAfter] = String(retryAfter) }
             return response
+        } catch is HTTPParserError {
+            // A broken body (a bad chunk) found while reading it: the caller's fault, not the vault's.
+            return Self.response(.badRequest, code: .malformedRequest, message: "the request is malformed", context: context)
         } catch let e as any HTTPResponseError {
             // A known path with another method: 405 with the methods it accepts.
             if e.status == .notFound, let allow = routes.allow(for: request.uri.path) {

@@ -27,7 +27,8 @@ public func servedRoutes(vault: Vault) -> [RouteEntry] {
 
 func buildRoutes(vault: Vault) -> RouteRecorder {
     _ = MetricsExport.bootstrap
-    let router = Router(context: CofreRequestContext.self)
+    // HEAD answers like GET without a body (health checks of load balancers use it).
+    let router = Router(context: CofreRequestContext.self, options: .autoGenerateHeadEndpoints)
     // Middlewares first: they wrap every route added after them, and the not-found answer.
     router.add(middleware: RequestLogMiddleware())
     // Counts and times requests by route pattern (never the concrete path) and final status.

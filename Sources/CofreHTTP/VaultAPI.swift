@@ -18,8 +18,10 @@ struct VaultAPI: Sendable {
                      body: .init(byteBuffer: ByteBuffer(bytes: MetricsExport.registry.emitToBuffer())))
         }
         routes.get("/v1/openapi.json") { _, _ in
-            Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"],
-                     body: .init(byteBuffer: ByteBuffer(bytes: OpenAPIDocument.json)))
+            guard let json = OpenAPIDocument.json else {
+                throw VaultError(.internalFailure, .internalError, "the OpenAPI document compiled into this build does not convert to JSON")
+            }
+            return Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(bytes: json)))
         }
         routes.get("/readyz") { _, context in
             guard await vault.isReady() else {
@@ -64,7 +66,16 @@ struct VaultAPI: Sendable {
             let results = try await vault.detokenize(principal, purpose: body.purpose, tokens: body.tokens, requestID: context.requestID)
             return try Self.json(DetokenizeResponse(results: results.map { r in
                 .init(token: r.token, field: r.field, value: r.value, reveal: r.reveal,
-                      denied: r.denied.map { .init(code: $0, message: $0.message) })
+                      denied: r.denied.map { .init(code: $0, message: $0.message, nextWindowAt: r.nextWindowAt) })
+            }))
+        }
+        routes.post("/v1/contact/eligibility") { request, context in
+            let principal = try await authorize(request, context, .init(roles: [.service]), action: .contactEligibility)
+            let body = try await Self.decode(ContactEligibilityRequest.self, request, context)
+            let results = try await vault.contactEligibility(principal, purpose: body.purpose, tokens: body.tokens, requestID: context.requestID)
+            return try Self.json(ContactEligibilityResponse(results: results.map { r in
+                .init(token: r.token, field: r.field, eligible: r.eligible,
+                      denied: r.denied.map { .init(code: $0, message: $0.message, nextWindowAt: r.nextWindowAt) })
             }))
         }
         routes.post("/v1/lookup") { request, context in

@@ -46,6 +46,8 @@ extension ExportResponse {
                 .init(purpose: $0.purpose, legalBasis: $0.legalBasis, fields: $0.fields, retentionDays: $0.retentionDays,
                       consent: $0.consent, objection: $0.objection)
             },
-            erasure: e.erasure, accessHistory: [])
+            erasure: e.erasure,
+            contactAttempts: e.contactAttempts.map { .init(at: $0.at, purpose: $0.purpose, channel: $0.channel, service: $0.service) },
+            accessHistory: [])
     }
 }

@@ -87,6 +87,13 @@ public final class PostgresVaultStore: VaultStore {
                 """,
             ]),
             ("v7-write-probe", ["CREATE TABLE write_probe (id INTEGER PRIMARY KEY CHECK (id = 1), probed_at BIGINT NOT NULL)"]),
+            ("v8-contact-attempts", [
+                """
+                CREATE TABLE contact_attempts (id BIGSERIAL PRIMARY KEY, subject_id TEXT NOT NULL, purpose TEXT NOT NULL,
+                    service TEXT NOT NULL, channel TEXT, at BIGINT NOT NULL)
+                """,
+                "CREATE INDEX contact_attempts_by_subject ON contact_attempts (subject_id, purpose, at)",
+            ]),
         ])
     }
 
@@ -247,6 +254,21 @@ public final class PostgresVaultStore: VaultStore {
         case .probe(let at):
             try await conn.run("""
                 INSERT INTO write_probe (id, probed_at) VALUES (1, \(millis(at))) ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at
+                """, logger: log)
+        case .expectContactsBelow(let subject, let purpose, let since, let max):
+            // Instances count and insert one at a time per subject and purpose: a transaction lock on
+            // their key, held until commit, so two dialers cannot both see the last free slot.
+            let lockKey = "contact:\(subject):\(purpose)"
+            try await conn.run("SELECT pg_advisory_xact_lock(hashtextextended(\(lockKey), 0))", logger: log)
+            var n: Int64 = 0
+            for try await c in try await conn.run("""
+                SELECT COUNT(*) FROM contact_attempts WHERE subject_id = \(subject) AND purpose = \(purpose) AND at >= \(millis(since))
+                """, logger: log).decode(Int64.self) { n = c }
+            guard n < Int64(max) else { throw StoreError(.limitReached) }
+        case .insertContact(let c):
+            try await conn.run("""
+                INSERT INTO contact_attempts (subject_id, purpose, service, channel, at)
+                VALUES (\(c.subject), \(c.purpose), \(c.service), \(c.channel), \(millis(c.at)))
                 """, logger: log)
         }
     }
@@ -464,6 +486,18 @@ public final class PostgresVaultStore: VaultStore {
 
     public func lastAuditEvent() async throws -> AuditEvent? {
         try await events(client.run("SELECT \(unescaped: Self.auditColumns) FROM audit_events ORDER BY seq DESC LIMIT 1", logger: log)).first
+    }
+
+    public func contactAttempts(subject: String, since: Date?) async throws -> [ContactAttempt] {
+        var out: [ContactAttempt] = []
+        let from = since.map(PostgresDatabase.millis) ?? Int64.min
+        let rows = try await client.run("""
+            SELECT subject_id, purpose, service, channel, at FROM contact_attempts WHERE subject_id = \(subject) AND at >= \(from) ORDER BY at, id
+            """, logger: log)
+        for try await (s, p, svc, ch, at) in rows.decode((String, String, String, String?, Int64).self) {
+            out.append(ContactAttempt(subject: s, purpose: p, service: svc, channel: ch, at: PostgresDatabase.date(at)))
+        }
+        return out
     }
 
     public func erasureReceiptJSON(subject: String) async throws -> String? {

@@ -172,6 +172,19 @@ public final class SQLiteVaultStore: VaultStore {
         m.registerMigration("v7-write-probe") { db in
             try db.execute(sql: "CREATE TABLE write_probe (id INTEGER PRIMARY KEY CHECK (id = 1), probed_at INTEGER NOT NULL)")
         }
+        m.registerMigration("v8-contact-attempts") { db in
+            try db.execute(sql: """
+                CREATE TABLE contact_attempts (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    subject_id TEXT NOT NULL,
+                    purpose TEXT NOT NULL,
+                    service TEXT NOT NULL,
+                    channel TEXT,
+                    at INTEGER NOT NULL
+                );
+                CREATE INDEX contact_attempts_by_subject ON contact_attempts (subject_id, purpose, at);
+                """)
+        }
         return m
     }
 
@@ -335,6 +348,14 @@ public final class SQLiteVaultStore: VaultStore {
         case .probe(let at):
             try db.execute(sql: "INSERT INTO write_probe (id, probed_at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at",
                            arguments: [SQLiteDatabase.millis(at)])
+        case .expectContactsBelow(let subject, let purpose, let since, let max):
+            // One writer: the count and the insert after it cannot interleave with another's.
+            let n = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM contact_attempts WHERE subject_id = ? AND purpose = ? AND at >= ?",
+                                     arguments: [subject, purpose, SQLiteDatabase.millis(since)]) ?? 0
+            guard n < max else { throw StoreError(.limitReached) }
+        case .insertContact(let c):
+            try db.execute(sql: "INSERT INTO contact_attempts (subject_id, purpose, service, channel, at) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [c.subject, c.purpose, c.service, c.channel, SQLiteDatabase.millis(c.at)])
         }
     }
 
@@ -514,6 +535,17 @@ public final class SQLiteVaultStore: VaultStore {
 
     public func lastAuditEvent() async throws -> AuditEvent? {
         try await pool.read { db in try Row.fetchOne(db, sql: "SELECT * FROM audit_events ORDER BY seq DESC LIMIT 1").map(Self.event) }
+    }
+
+    public func contactAttempts(subject: String, since: Date?) async throws -> [ContactAttempt] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT subject_id, purpose, service, channel, at FROM contact_attempts WHERE subject_id = ? AND at >= ? ORDER BY at, id
+                """, arguments: [subject, since.map(SQLiteDatabase.millis) ?? Int64.min]).map { row in
+                ContactAttempt(subject: row["subject_id"], purpose: row["purpose"], service: row["service"], channel: row["channel"],
+                               at: SQLiteDatabase.date(row["at"]))
+            }
+        }
     }
 
     public func erasureReceiptJSON(subject: String) async throws -> String? {

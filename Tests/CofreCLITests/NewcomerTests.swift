@@ -1,6 +1,35 @@
 import CofreTestSupport
 import Foundation
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Sends raw bytes to 127.0.0.1:`port` and returns what comes back within two seconds.
+func rawExchange(port: Int, _ request: String) throws -> String {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw CLIFailure("socket") }
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = in_port_t(UInt16(port).bigEndian)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let connected = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    guard connected == 0 else { throw CLIFailure("connect") }
+    var timeout = timeval(tv_sec: 2, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    _ = request.utf8CString.withUnsafeBufferPointer { send(fd, $0.baseAddress, $0.count - 1, 0) }
+    var out = [UInt8](), buffer = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let n = recv(fd, &buffer, buffer.count, 0)
+        if n <= 0 { break }
+        out += buffer[0..<n]
+        if String(decoding: out, as: UTF8.self).contains("}}") { break }
+    }
+    return String(decoding: out, as: UTF8.self)
+}
+
+struct CLIFailure: Error { let what: String; init(_ what: String) { self.what = what } }
 
 /// What a newcomer with the README in hand ran into, through the real binary.
 @Suite("first steps: version, help, a busy port, a missing policy, a malformed request", .serialized)
@@ -63,6 +92,14 @@ struct NewcomerTests {
         #expect(text.lowercased().contains("content-type: application/json"))
         #expect(text.contains(#"{"error":{"code":"malformed_request""#))
         #expect(try server.curl("GET", "/healthz").status == 200)
+
+        // A broken chunked body, found while the body is read: a 400 too, not a 500 or an error log line.
+        let key = try issueKey("crm", in: dir)
+        let broken = try rawExchange(port: server.port, "POST /v1/detokenize HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(key)\r\n"
+                                     + "Transfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n5\r\n{\"pur\r\nZZZZ\r\n")
+        #expect(broken.hasPrefix("HTTP/1.1 400"), "\(broken.prefix(200))")
+        #expect(broken.contains(#""code":"malformed_request""#))
         #expect(try await server.stop() == 0)
+        #expect(!server.log.contains("unhandled error"))
     }
 }

@@ -70,6 +70,7 @@ struct DeployFilesTests {
         #expect(a.fields == b.fields)
         #expect(a.purposes == b.purposes)
         #expect(a.services == b.services)
+        #expect(a.contactRules == b.contactRules)
     }
 
     @Test("the systemd unit is hardened and passes systemd-analyze verify where available")

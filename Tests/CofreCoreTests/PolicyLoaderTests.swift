@@ -8,7 +8,15 @@ struct PolicyLoaderTests {
     @Test("the example policy of CONTRACT §2 loads as written")
     func example() throws {
         let p = try PolicyLoader.load(file: examplePolicyPath)
-        #expect(p.fields.count == 7)
+        #expect(p.fields.count == 8)
+        #expect(p.fields["state"] == FieldSpec(type: .uf))
+        #expect(p.purposes["collection-dialer"]?.contact == ContactLimit(field: "phone", maxPerDay: 1, maxPerWeek: 3))
+        #expect(p.purposes["collection-call"]?.contact == nil)
+        #expect(p.contactRules.states["RJ"]?.weekdays == ContactRules.Window("09:00-19:00"))
+        #expect(p.contactRules.states["RJ"]?.saturday == nil)
+        #expect(p.contactRules.nationalHolidays.contains("2026-12-25") && p.contactRules.nationalHolidays.contains("2027-03-26"))
+        #expect(p.contactRules.stateHolidays["SP"] == ["2026-07-09", "2027-07-09"])
+        #expect(p.contactRules.timezoneBy == [.stateField, .phoneDDD])
         #expect(p.fields["cpf"] == FieldSpec(type: .cpf, searchable: true))
         #expect(p.fields["name"] == FieldSpec(type: .text, searchable: false))
         #expect(p.purposes["collection-whatsapp"]?.legalBasis == .consent)
@@ -61,6 +69,24 @@ struct PolicyLoaderTests {
             expected: "a field name other than the vault's own key names"),
         Bad(yaml: base.replacingOccurrences(of: "cpf: { type: cpf }", with: "audit-chain: { type: text }"), path: "fields.audit-chain",
             expected: "a field name other than the vault's own key names"),
+        Bad(yaml: base + "contact_rules: { default: { weekdays: \"8-20\" } }\n", path: "contact_rules.default.weekdays",
+            expected: "'closed' or a window HH:MM-HH:MM"),
+        Bad(yaml: base + "contact_rules: { default: { weekdays: \"20:00-08:00\" } }\n", path: "contact_rules.default.weekdays",
+            expected: "with the start before the end"),
+        Bad(yaml: base + "contact_rules: { states: { XX: { weekdays: closed } } }\n", path: "contact_rules.states.XX", expected: "a state code"),
+        Bad(yaml: base + "contact_rules: { states: { sp: { weekdays: closed } } }\n", path: "contact_rules.states.sp", expected: "a state code"),
+        Bad(yaml: base + "contact_rules: { holidays: { national: [\"2026-02-30\"] } }\n", path: "contact_rules.holidays.national[0]",
+            expected: "a date YYYY-MM-DD"),
+        Bad(yaml: base + "contact_rules: { holidays: { national: [\"tomorrow\"] } }\n", path: "contact_rules.holidays.national[0]",
+            expected: "a date YYYY-MM-DD"),
+        Bad(yaml: base + "contact_rules: { timezone_by: [zip_code] }\n", path: "contact_rules.timezone_by[0]", expected: "state_field or phone_ddd"),
+        Bad(yaml: base + "contact_rules: { default: { weekdays: closed, lunch: closed } }\n", path: "contact_rules.default.lunch",
+            expected: "one of weekdays, saturday, sunday, holidays"),
+        Bad(yaml: base.replacingOccurrences(of: "fields: { name: plain } }", with: "fields: { name: plain }, contact: { field: cpf } }"),
+            path: "purposes.p1.contact.field", expected: "one of this purpose's fields"),
+        Bad(yaml: base.replacingOccurrences(of: "fields: { name: plain } }", with: "fields: { name: plain }, contact: { field: name, max_per_day: 0 } }"),
+            path: "purposes.p1.contact.max_per_day", expected: "a whole number from 1 to 1000"),
+        Bad(yaml: base.replacingOccurrences(of: "cpf: { type: cpf }", with: "cpf: { type: state }"), path: "fields.cpf.type", expected: "uf"),
         Bad(yaml: "fields: [", path: "<root>", expected: "well-formed YAML"),
         Bad(yaml: "just a string", path: "<root>", expected: "a mapping"),
     ])
@@ -79,9 +105,9 @@ struct PolicyLoaderTests {
         #expect(error.line == 5)
     }
 
-    @Test("a missing file is refused with its name")
+    @Test("a missing file is refused with its name and 'no such file'")
     func missingFile() throws {
         let error = try #require(throws: PolicyError.self) { try PolicyLoader.load(file: "/nonexistent/policy.yaml") }
-        #expect(error.description.contains("/nonexistent/policy.yaml"))
+        #expect(error.description.contains("/nonexistent/policy.yaml") && error.description.contains("no such file"))
     }
 }

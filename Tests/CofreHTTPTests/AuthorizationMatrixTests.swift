@@ -69,6 +69,8 @@ let matrix: [RouteRow] = [
              body: { TokenizeRequest(subject: $0.subject, field: "name", value: "Bia") }, expected: only([.crm: .ok])),
     RouteRow(method: .post, pattern: "/v1/detokenize", path: "/v1/detokenize",
              body: { DetokenizeRequest(purpose: "collection-call", tokens: [$0.token]) }, expected: only([.crm: .ok])),
+    RouteRow(method: .post, pattern: "/v1/contact/eligibility", path: "/v1/contact/eligibility",
+             body: { ContactEligibilityRequest(purpose: "collection-call", tokens: [$0.token]) }, expected: only([.crm: .ok])),
     RouteRow(method: .post, pattern: "/v1/lookup", path: "/v1/lookup",
              body: { LookupRequest(purpose: "collection-call", field: "phone", value: $0.phone) }, expected: only([.crm: .ok])),
     RouteRow(method: .get, pattern: "/v1/subjects/{subject}/consents", path: "/v1/subjects/{s}/consents", body: nil,

@@ -47,6 +47,8 @@ struct ClientTests {
             #expect(revealed[1].value == "***.456.789-**" && revealed[1].reveal == .masked)
             #expect(revealed[2].denied?.code == .tokenUnknown)
             #expect(try await service.lookup(purpose: "payment", field: "cpf", value: "123.456.789-09").subject == subject)
+            let eligible = try await service.contactEligibility(purpose: "collection-call", tokens: [phone, "tok_x"])
+            #expect(eligible.map(\.eligible) == [true, false] && eligible[1].denied?.code == .tokenUnknown)
 
             let consent = try await whatsapp.recordConsent(subject: subject, purpose: "collection-whatsapp", grant)
             #expect(consent.status == .granted && consent.kind == .consent)

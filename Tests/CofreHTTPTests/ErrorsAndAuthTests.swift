@@ -117,9 +117,9 @@ struct ErrorsAndAuthTests {
                 #expect(r.headers[.init("X-Request-Id")!]?.hasPrefix("req_") == true)
             }
             let cases: [(HTTPRequest.Method, String, String)] = [
-                (.delete, "/v1/subjects", "POST"), (.get, "/v1/detokenize", "POST"), (.patch, "/healthz", "GET"),
-                (.post, "/v1/subjects/sub_x/consents", "GET"), (.get, "/v1/subjects/sub_x/objections/collection-call", "PUT, DELETE"),
-                (.init("QUERY")!, "/v1/audit/events", "GET"), (.trace, "/v1/tokenize", "POST"),
+                (.delete, "/v1/subjects", "POST"), (.get, "/v1/detokenize", "POST"), (.patch, "/healthz", "GET, HEAD"),
+                (.post, "/v1/subjects/sub_x/consents", "GET, HEAD"), (.get, "/v1/subjects/sub_x/objections/collection-call", "PUT, DELETE"),
+                (.init("QUERY")!, "/v1/audit/events", "GET, HEAD"), (.trace, "/v1/tokenize", "POST"), (.head, "/v1/lookup", "POST"),
             ]
             for (method, uri, allow) in cases {
                 let r = try await api.call(method, uri)
@@ -127,6 +127,9 @@ struct ErrorsAndAuthTests {
                 #expect(r.errorCode == .methodNotAllowed)
                 #expect(r.headers[.allow] == allow, "\(method) \(uri)")
             }
+            // HEAD on a GET route answers like GET, without a body (load balancers' health checks).
+            let head = try await api.call(.head, "/healthz")
+            #expect(head.status == .ok && head.body.isEmpty)
         }
     }
 

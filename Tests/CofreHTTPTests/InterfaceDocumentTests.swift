@@ -24,7 +24,9 @@ struct InterfaceDocumentTests {
                 responses = try c?.decodeIfPresent([String: Ignored].self, forKey: .responses)
             }
         }
+        struct Info: Decodable { let version: String }
         let openapi: String
+        let info: Info
         let paths: [String: [String: Operation]]
 
         /// `GET /v1/subjects/{subject}/export`-style entries; `parameters` and other non-method keys skipped.
@@ -58,6 +60,7 @@ struct InterfaceDocumentTests {
             #expect(r.headers[.contentType]?.hasPrefix("application/json") == true)
             let doc = try JSONDecoder().decode(OpenAPI.self, from: r.body)
             #expect(doc.openapi.hasPrefix("3.1"))
+            #expect(doc.info.version == CofreVersion.current, "docs/openapi.yaml's info.version is the release `cofre --version` prints")
             let documented = Set(doc.operations.keys)
             #expect(served.subtracting(documented).isEmpty, "served but not in docs/openapi.yaml: \(served.subtracting(documented).sorted())")
             #expect(documented.subtracting(served).isEmpty, "in docs/openapi.yaml but not served: \(documented.subtracting(served).sorted())")

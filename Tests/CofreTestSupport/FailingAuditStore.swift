@@ -59,6 +59,9 @@ public final class FailingAuditStore: VaultStore, @unchecked Sendable {
     public func auditPage(after: Int64, limit: Int) async throws -> [AuditEvent] { try await base.auditPage(after: after, limit: limit) }
     public func lastAuditEvent() async throws -> AuditEvent? { try await base.lastAuditEvent() }
     public func erasureReceiptJSON(subject: String) async throws -> String? { try await base.erasureReceiptJSON(subject: subject) }
+    public func contactAttempts(subject: String, since: Date?) async throws -> [ContactAttempt] {
+        try await base.contactAttempts(subject: subject, since: since)
+    }
     public func expiredRetentions(now: Date, limit: Int) async throws -> [FieldRecord] { try await base.expiredRetentions(now: now, limit: limit) }
     public func queuedKeyShreds(limit: Int) async throws -> [DataKeyID] { try await base.queuedKeyShreds(limit: limit) }
     public func binding() async throws -> VaultBinding? { try await base.binding() }
