@@ -86,16 +86,7 @@ extension Vault {
     /// `POST /v1/contact/eligibility`: whether a contact through each token is allowed now, without
     /// revealing, counting or contacting. One audit event per call.
     public func contactEligibility(_ p: Principal, purpose purposeName: String, tokens: [String], requestID: String?) async throws(VaultError) -> [EligibilityResult] {
-        guard p.role == .service else {
-            throw await refuse(VaultError(.forbidden, .forbidden, "this caller may not do this"),
-                               audit: draft(p, action: .contactEligibility, requestID: requestID, purposeName: purposeName, decision: .deny,
-                                            code: ErrorCode.forbidden.rawValue))
-        }
-        let purpose = try await purpose(purposeName, for: p, mustHold: true, action: .contactEligibility, requestID: requestID)
-        guard !tokens.isEmpty else { throw VaultError.badRequest("'tokens' must list at least one token") }
-        guard tokens.count <= Self.maxTokensPerCall else {
-            throw VaultError.badRequest("at most \(Self.maxTokensPerCall) tokens per call", code: .tooManyTokens)
-        }
+        let purpose = try await tokenCall(p, purpose: purposeName, tokens: tokens, action: .contactEligibility, requestID: requestID)
         try await enforceQuota(p, .lookups, count: 1, action: .contactEligibility, purpose: purpose, requestID: requestID)
         let hashes = tokens.map { Identifiers.isToken($0) ? tokenHash($0) : nil }
         let snap: StoreSnapshot

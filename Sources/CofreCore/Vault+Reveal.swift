@@ -17,17 +17,7 @@ extension Vault {
     /// `POST /v1/detokenize`: each token gets its own decision, and every decision is durably
     /// audited before any value is returned. A purpose the service does not hold fails the whole call.
     public func detokenize(_ p: Principal, purpose purposeName: String, tokens: [String], requestID: String?) async throws(VaultError) -> [RevealResult] {
-        guard p.role == .service else {
-            throw await refuse(VaultError(.forbidden, .forbidden, "this caller may not do this"),
-                               audit: draft(p, action: .detokenize, requestID: requestID, purposeName: purposeName, decision: .deny,
-                                            code: ErrorCode.forbidden.rawValue))
-        }
-        let purpose = try await purpose(purposeName, for: p, mustHold: true, action: .detokenize, requestID: requestID)
-        // Validated only once the caller is known to hold the purpose.
-        guard !tokens.isEmpty else { throw VaultError.badRequest("'tokens' must list at least one token") }
-        guard tokens.count <= Self.maxTokensPerCall else {
-            throw VaultError.badRequest("at most \(Self.maxTokensPerCall) tokens per call", code: .tooManyTokens)
-        }
+        let purpose = try await tokenCall(p, purpose: purposeName, tokens: tokens, action: .detokenize, requestID: requestID)
         // Each token is one reveal against the quota, denied or not.
         try await enforceQuota(p, .reveals, count: tokens.count, action: .detokenize, purpose: purpose, requestID: requestID)
 
@@ -104,6 +94,22 @@ extension Vault {
         }
         await noteReveals(p, count: results.filter { $0.value != nil }.count, requestID: requestID)
         return results
+    }
+
+    /// What a call over a list of tokens checks first: a service, holding the purpose; then (only once
+    /// the caller is known to hold it) 1 to 1000 tokens.
+    func tokenCall(_ p: Principal, purpose purposeName: String, tokens: [String], action: AuditAction, requestID: String?) async throws(VaultError) -> Purpose {
+        guard p.role == .service else {
+            throw await refuse(VaultError(.forbidden, .forbidden, "this caller may not do this"),
+                               audit: draft(p, action: action, requestID: requestID, purposeName: purposeName, decision: .deny,
+                                            code: ErrorCode.forbidden.rawValue))
+        }
+        let purpose = try await purpose(purposeName, for: p, mustHold: true, action: action, requestID: requestID)
+        guard !tokens.isEmpty else { throw VaultError.badRequest("'tokens' must list at least one token") }
+        guard tokens.count <= Self.maxTokensPerCall else {
+            throw VaultError.badRequest("at most \(Self.maxTokensPerCall) tokens per call", code: .tooManyTokens)
+        }
+        return purpose
     }
 
     /// One token's decision and, when allowed, its revealed form.
