@@ -11,6 +11,8 @@
 # failure or error.
 set -euo pipefail
 st=${1:?usage: run.sh ST_BINARY [EXAMPLES]}
+st="$(cd "$(dirname "$st")" && pwd)/$(basename "$st")"   # absolute: the runs start in a work directory
+[ -x "$st" ] || { echo "schemathesis not found at $st"; exit 1; }
 examples=${2:-30}
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 cofre="$repo/.build/debug/cofre"
