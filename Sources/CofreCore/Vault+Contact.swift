@@ -15,21 +15,20 @@ extension Vault {
         public let nextWindowAt: Date?
     }
 
-    /// The window part of a contact decision, and where the debtor is.
-    struct ContactWindowCheck {
-        let place: ContactRules.Place
-        /// nil when the window is open now.
-        let closedUntil: Date??
-        var open: Bool { closedUntil == nil }
+    /// A contact the rules refuse now, and when one will next be allowed (nil: no opening within 60 days).
+    struct ContactRefusal {
+        let code: DenialCode
+        let next: Date?
     }
 
-    /// Where the debtor is, from the subject's `uf` field, else a phone field's area code.
-    func contactPlace(fields: [String: FieldRecord]) async throws(VaultError) -> ContactRules.Place {
+    /// Where the debtor is, from the subject's `uf` field, else a phone field's area code. `opened` holds
+    /// values the caller already decrypted, by field name; the others are decrypted here.
+    func contactPlace(fields: [String: FieldRecord], opened: [String: String]) async throws(VaultError) -> ContactRules.Place {
         let live = fields.values.filter { $0.status != .erased }
         let uf = live.first { $0.type == .uf }
         let phone = live.filter { $0.type == .phone }.sorted { $0.field < $1.field }.first
-        var values: [String: String] = [:]
-        let wanted = [uf, phone].compactMap { $0 }
+        var values = opened
+        let wanted = [uf, phone].compactMap { $0 }.filter { values[$0.field] == nil }
         if !wanted.isEmpty {
             let keys: [DataKeyID: SymmetricKey]
             do {
@@ -45,15 +44,17 @@ extension Vault {
         return policy.contactRules.place(uf: uf.flatMap { values[$0.field] }, phone: phone.flatMap { values[$0.field] })
     }
 
-    func windowCheck(fields: [String: FieldRecord], at: Date) async throws(VaultError) -> ContactWindowCheck {
-        let place = try await contactPlace(fields: fields)
+    /// Where the debtor is, and, when the window is closed now, the refusal with its next opening.
+    func windowCheck(fields: [String: FieldRecord], opened: [String: String] = [:], at: Date) async throws(VaultError)
+        -> (place: ContactRules.Place, refusal: ContactRefusal?) {
+        let place = try await contactPlace(fields: fields, opened: opened)
         let rules = policy.contactRules
-        if rules.isOpen(at: at, place: place) { return ContactWindowCheck(place: place, closedUntil: nil) }
-        return ContactWindowCheck(place: place, closedUntil: .some(rules.nextOpening(atOrAfter: at, place: place)))
+        if rules.isOpen(at: at, place: place) { return (place, nil) }
+        return (place, ContactRefusal(code: .outsideContactWindow, next: rules.nextOpening(atOrAfter: at, place: place)))
     }
 
-    /// When the caps next allow a contact (already inside a window), or nil when they allow one now.
-    func capsNextWindow(subject: String, purpose: Purpose, limit: ContactLimit, place: ContactRules.Place, at: Date) async throws(VaultError) -> Date?? {
+    /// The caps' refusal (already inside a window), with when they next allow a contact; nil when they allow one now.
+    func capsRefusal(subject: String, purpose: Purpose, limit: ContactLimit, place: ContactRules.Place, at: Date) async throws(VaultError) -> ContactRefusal? {
         let rules = policy.contactRules
         let attempts: [Date]
         do {
@@ -67,7 +68,7 @@ extension Vault {
         guard let free = ContactRules.capsFree(at: at, attempts: attempts, limit: limit, dayStart: dayStart, nextDayStart: nextDay) else {
             return nil
         }
-        return .some(rules.nextOpening(atOrAfter: free, place: place))
+        return ContactRefusal(code: .contactLimitReached, next: rules.nextOpening(atOrAfter: free, place: place))
     }
 
     /// The preconditions that hold a contact within its caps, and the attempt they protect.
@@ -95,46 +96,39 @@ extension Vault {
         } catch {
             throw mapStore(error)
         }
-        let at = now
         var results: [EligibilityResult] = []
-        var bySubject: [String: (DenialCode?, Date?)] = [:]
-        for (i, token) in tokens.enumerated() {
-            guard let hash = hashes[i], let record = snap.tokens[hash], let fields = snap.fields[record.subject],
-                  let field = fields[record.field], field.generation == record.generation else {
-                results.append(EligibilityResult(token: token, field: nil, eligible: false, denied: .tokenUnknown, nextWindowAt: nil))
+        var bySubject: [String: ContactRefusal?] = [:]
+        let at = now
+        for d in decide(p, purpose: purpose, tokens: tokens, hashes: hashes, snap: snap, at: at) {
+            guard let record = d.record, let fields = snap.fields[record.subject], d.field != nil else {
+                results.append(EligibilityResult(token: d.token, field: nil, eligible: false, denied: .tokenUnknown, nextWindowAt: nil))
                 continue
             }
-            let consent = snap.states[record.subject]?[purpose.name] ?? PurposeState()
-            let decision = RevealPolicy.decide(RevealRequest(
-                service: p.policy, purposeName: purpose.name, purpose: purpose, field: record.field, fieldState: field.state,
-                consent: consent.consent, objection: consent.objection, now: at))
-            if case .deny(let code) = decision {
-                results.append(EligibilityResult(token: token, field: record.field, eligible: false, denied: code, nextWindowAt: nil))
+            if case .deny(let code) = d.decision {
+                results.append(EligibilityResult(token: d.token, field: record.field, eligible: false, denied: code, nextWindowAt: nil))
                 continue
             }
             guard let limit = purpose.contact, limit.field == record.field else {
-                results.append(EligibilityResult(token: token, field: record.field, eligible: true, denied: nil, nextWindowAt: nil))
+                results.append(EligibilityResult(token: d.token, field: record.field, eligible: true, denied: nil, nextWindowAt: nil))
                 continue
             }
-            let outcome: (DenialCode?, Date?)
+            let refusal: ContactRefusal?
             if let known = bySubject[record.subject] {
-                outcome = known
+                refusal = known
             } else {
                 let window = try await windowCheck(fields: fields, at: at)
-                if let closed = window.closedUntil {
-                    outcome = (.outsideContactWindow, closed)
-                } else if let capped = try await capsNextWindow(subject: record.subject, purpose: purpose, limit: limit, place: window.place, at: at) {
-                    outcome = (.contactLimitReached, capped)
+                if let closed = window.refusal {
+                    refusal = closed
                 } else {
-                    outcome = (nil, nil)
+                    refusal = try await capsRefusal(subject: record.subject, purpose: purpose, limit: limit, place: window.place, at: at)
                 }
-                bySubject[record.subject] = outcome
+                bySubject[record.subject] = refusal
             }
-            results.append(EligibilityResult(token: token, field: record.field, eligible: outcome.0 == nil, denied: outcome.0, nextWindowAt: outcome.1))
+            results.append(EligibilityResult(token: d.token, field: record.field, eligible: refusal == nil, denied: refusal?.code,
+                                             nextWindowAt: refusal?.next))
         }
-        var event = draft(p, action: .contactEligibility, requestID: requestID, fields: purpose.contact.map { [$0.field] } ?? [], purpose: purpose,
+        let event = draft(p, action: .contactEligibility, requestID: requestID, fields: purpose.contact.map { [$0.field] } ?? [], purpose: purpose,
                           decision: .allow, code: "tokens_\(tokens.count)_eligible_\(results.filter(\.eligible).count)")
-        event.target = nil
         do {
             try await store.appendAudit([event])
         } catch {

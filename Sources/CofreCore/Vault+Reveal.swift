@@ -33,19 +33,22 @@ extension Vault {
         var audit: [AuditDraft] = []
         // Contact rules: one decision (and at most one counted attempt) per subject per call.
         let at = now
-        var contacts: [String: (code: DenialCode?, next: Date?)] = [:]
+        var contacts: [String: ContactRefusal?] = [:]
         for d in decided {
             var decision = d.decision
             var next: Date?
             var claimed = false
-            if case .allow = decision, let limit = purpose.contact, let record = d.record, record.field == limit.field, let fields = d.subjectFields {
-                let outcome: (code: DenialCode?, next: Date?)
+            if case .allow(let level) = decision, let limit = purpose.contact, let record = d.record, record.field == limit.field,
+               let fields = d.subjectFields {
+                let outcome: ContactRefusal?
                 if let known = contacts[record.subject] {
                     outcome = known
                 } else {
-                    let window = try await windowCheck(fields: fields, at: at)
-                    if let closed = window.closedUntil {
-                        outcome = (.outsideContactWindow, closed)
+                    // The contact value is already open when revealed in plain: not decrypted twice.
+                    let opened = level == .plain ? d.value.map { [record.field: $0] } ?? [:] : [:]
+                    let window = try await windowCheck(fields: fields, opened: opened, at: at)
+                    if let refusal = window.refusal {
+                        outcome = refusal
                     } else {
                         // The attempt is counted with its allowing event, in one transaction whose
                         // preconditions hold the caps across instances.
@@ -55,21 +58,21 @@ extension Vault {
                             _ = try await store.commit(WriteBatch(
                                 contactClaim(subject: record.subject, purpose: purpose, limit: limit, place: window.place, service: p.name, at: at),
                                 audit: [allowed]))
-                            outcome = (nil, nil)
+                            outcome = nil
                             claimed = true
                         } catch let e as StoreError where e.code == .limitReached {
-                            outcome = (.contactLimitReached, try await capsNextWindow(subject: record.subject, purpose: purpose, limit: limit,
-                                                                                     place: window.place, at: at) ?? nil)
+                            let next = try await capsRefusal(subject: record.subject, purpose: purpose, limit: limit, place: window.place, at: at)?.next
+                            outcome = ContactRefusal(code: .contactLimitReached, next: next)
                         } catch {
                             throw mapStore(error)
                         }
                     }
                     contacts[record.subject] = outcome
                 }
-                if let code = outcome.code {
-                    decision = .deny(code)
+                if let outcome {
+                    decision = .deny(outcome.code)
                     next = outcome.next
-                    VaultMetrics.contactDenied(purpose: purposeName, policy: policy, code: code)
+                    VaultMetrics.contactDenied(purpose: purposeName, policy: policy, code: outcome.code)
                 }
             }
             let code: String? = if case .deny(let c) = decision { c.rawValue } else { nil }
@@ -112,6 +115,22 @@ extension Vault {
         return purpose
     }
 
+    /// Each token's reveal decision from one snapshot (shared by detokenize and contact eligibility):
+    /// an unknown token, or one whose field has moved on to another version, is `token_unknown`.
+    func decide(_ p: Principal, purpose: Purpose, tokens: [String], hashes: [String?], snap: StoreSnapshot,
+                at: Date) -> [(token: String, record: TokenRecord?, field: FieldRecord?, decision: RevealDecision)] {
+        tokens.enumerated().map { i, token in
+            guard let hash = hashes[i], let record = snap.tokens[hash] else { return (token, nil, nil, .deny(.tokenUnknown)) }
+            guard let field = snap.fields[record.subject]?[record.field], field.generation == record.generation else {
+                return (token, record, nil, .deny(.tokenUnknown))
+            }
+            let consent = snap.states[record.subject]?[purpose.name] ?? PurposeState()
+            return (token, record, field, RevealPolicy.decide(RevealRequest(
+                service: p.policy, purposeName: purpose.name, purpose: purpose, field: record.field, fieldState: field.state,
+                consent: consent.consent, objection: consent.objection, now: at)))
+        }
+    }
+
     /// One token's decision and, when allowed, its revealed form.
     struct Decided {
         let token: String
@@ -134,23 +153,7 @@ extension Vault {
         } catch {
             throw mapStore(error)
         }
-        let at = now
-        var decisions: [(token: String, record: TokenRecord?, field: FieldRecord?, decision: RevealDecision)] = []
-        for (i, token) in tokens.enumerated() {
-            guard let hash = hashes[i], let record = snap.tokens[hash] else {
-                decisions.append((token, nil, nil, .deny(.tokenUnknown)))
-                continue
-            }
-            guard let field = snap.fields[record.subject]?[record.field], field.generation == record.generation else {
-                decisions.append((token, record, nil, .deny(.tokenUnknown)))
-                continue
-            }
-            let consent = snap.states[record.subject]?[purpose.name] ?? PurposeState()
-            let decision = RevealPolicy.decide(RevealRequest(
-                service: p.policy, purposeName: purpose.name, purpose: purpose, field: record.field, fieldState: field.state,
-                consent: consent.consent, objection: consent.objection, now: at))
-            decisions.append((token, record, field, decision))
-        }
+        let decisions = decide(p, purpose: purpose, tokens: tokens, hashes: hashes, snap: snap, at: now)
 
         // Decrypt what is allowed, in memory only.
         let needed = decisions.compactMap { d -> DataKeyID? in

@@ -165,6 +165,38 @@ struct ContactRulesHTTPTests {
         }
     }
 
+    @Test("a failure at the attempt's commit: before it, nothing revealed or counted; after it (outcome unknown), nothing revealed and the attempt counted once")
+    func claimFailures() async throws {
+        let clock = TestClock(Self.local("2026-11-30 10:00"))
+        let failing = FailingStoreBox()
+        let tv = try await TestVault.make(clock: clock, wrapStore: { failing.wrap($0) })
+        let crm = try await tv.principal("crm").key, dialer = try await tv.principal("dialer").key, dpo = try await tv.principal("dpo").key
+        let claims: @Sendable (WriteBatch) -> Bool = { batch in batch.ops.contains { if case .insertContact = $0 { true } else { false } } }
+        try await withAPI(tv) { api in
+            let s = try await api.createSubject(key: crm, ref: "f-1", ["phone": "11987654321"])
+            let phone = s.tokens["phone"]!
+            func attempts() async throws -> Int {
+                try await api.call(.get, "/v1/subjects/\(try s.subject)/export", key: dpo).decode(ExportResponse.self).contactAttempts.count
+            }
+            failing.store!.commitFault = { claims($0) ? .failBefore : nil }
+            var r = try await api.detokenize(key: dialer, purpose: Self.purpose, [phone])
+            #expect(r.status == .serviceUnavailable && !r.raw.contains("98765"))
+            failing.store!.commitFault = nil
+            #expect(try await attempts() == 0, "nothing committed, nothing counted")
+            r = try await api.detokenize(key: dialer, purpose: Self.purpose, [phone])
+            #expect(r.results[0].value == "+5511987654321", "the cap is still free")
+
+            clock.advance(seconds: 86400)  // Tuesday
+            failing.store!.commitFault = { claims($0) ? .failAfterCommit : nil }
+            r = try await api.detokenize(key: dialer, purpose: Self.purpose, [phone])
+            #expect(r.status == .serviceUnavailable && !r.raw.contains("98765"), "an unknown outcome reveals nothing")
+            failing.store!.commitFault = nil
+            #expect(try await attempts() == 2, "the committed attempt counts, once")
+            r = try await api.detokenize(key: dialer, purpose: Self.purpose, [phone])
+            #expect(r.results[0].denied?.code == .contactLimitReached)
+        }
+    }
+
     @Test("a Sunday and a national holiday are closed whatever the hour")
     func sundayAndHoliday() async throws {
         let clock = TestClock(Self.local("2026-11-29 10:00"))  // Sunday
