@@ -30,12 +30,15 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, Codable, CustomSt
     public static let subjectNotFound = ErrorCode("subject_not_found")
     public static let purposeUnknown = ErrorCode("purpose_unknown")
     public static let noMatch = ErrorCode("no_match")
+    public static let deliveryUnknown = ErrorCode("delivery_unknown")
     // 409
     public static let subjectExists = ErrorCode("subject_exists")
     public static let subjectErased = ErrorCode("subject_erased")
     public static let subjectBlocked = ErrorCode("subject_blocked")
     public static let concurrentUpdate = ErrorCode("concurrent_update")
     public static let ambiguousMatch = ErrorCode("ambiguous_match")
+    /// A notification delivery that is already delivered cannot be re-driven (its receiver has it).
+    public static let alreadyDelivered = ErrorCode("already_delivered")
     // 413
     public static let bodyTooLarge = ErrorCode("body_too_large")
     // 422
@@ -64,8 +67,8 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, Codable, CustomSt
     /// Every code the vault answers, the `invalid_<type>` family included.
     public static var all: [ErrorCode] {
         [.malformedRequest, .tooManyTokens, .unauthenticated, .forbidden, .purposeNotAllowed, .fieldNotAllowed,
-         .notFound, .methodNotAllowed, .subjectNotFound, .purposeUnknown, .noMatch,
-         .subjectExists, .subjectErased, .subjectBlocked, .concurrentUpdate, .ambiguousMatch,
+         .notFound, .methodNotAllowed, .subjectNotFound, .purposeUnknown, .noMatch, .deliveryUnknown,
+         .subjectExists, .subjectErased, .subjectBlocked, .concurrentUpdate, .ambiguousMatch, .alreadyDelivered,
          .bodyTooLarge,
          .fieldUnknown, .fieldNotSearchable, .checkpointInvalid, .consentNotApplicable, .objectionNotApplicable,
          .evidenceRequired, .noticeVersionRequired, .rateLimited,
@@ -102,6 +105,12 @@ public struct AuditAction: RawRepresentable, Hashable, Sendable, Codable, Custom
     public static let subjectExport = AuditAction("subject.export")
     public static let subjectErase = AuditAction("subject.erase")
     public static let retentionShred = AuditAction("retention.shred")
+    // Recipients (Art. 18 §6) and incidents (Art. 48)
+    /// One attempt to deliver a notification to a recipient's webhook (service `webhook-delivery`, role `system`).
+    public static let deliveryAttempt = AuditAction("delivery.attempt")
+    public static let deliveryRead = AuditAction("delivery.read")
+    public static let deliveryRetry = AuditAction("delivery.retry")
+    public static let incidentScope = AuditAction("incident.scope")
     // Auditors
     public static let auditRead = AuditAction("audit.read")
     public static let auditVerify = AuditAction("audit.verify")
@@ -119,9 +128,24 @@ public struct AuditAction: RawRepresentable, Hashable, Sendable, Codable, Custom
         .subjectCreate, .fieldsPut, .tokenize, .detokenize, .lookup, .bulkReveal, .contactEligibility,
         .consentRead, .consentRecord, .consentGrant, .consentRevoke, .objectionRecord, .objectionWithdraw,
         .subjectExport, .subjectErase, .retentionShred,
+        .deliveryAttempt, .deliveryRead, .deliveryRetry, .incidentScope,
         .auditRead, .auditVerify, .auditCheckpoint,
         .serviceIssue, .serviceRevoke, .keysRotate, .keysRewrap, .keysRetire, .keysPurge, .keysSweep,
     ]
+}
+
+/// What a notification to recipients (CONTRACT §9, LGPD Art. 18 §6) says happened to a subject.
+public enum NotificationType: String, Sendable, CaseIterable, Codable {
+    case subjectCorrected = "subject.corrected"
+    case subjectErased = "subject.erased"
+    case consentRevoked = "consent.revoked"
+    case objectionRecorded = "objection.recorded"
+}
+
+/// Where a notification's delivery to one recipient stands: `pending` (being tried, with backoff),
+/// `delivered` (the receiver answered 2xx), `failed` (still refused when its retry period ended).
+public enum DeliveryStatus: String, Sendable, CaseIterable, Codable {
+    case pending = "pending", delivered = "delivered", failed = "failed"
 }
 
 /// Why one token of a reveal was refused.

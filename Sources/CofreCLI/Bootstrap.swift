@@ -93,9 +93,13 @@ enum Bootstrap {
     /// only outside production for a vault whose data store does not exist yet; with
     /// `COFRE_ENV=production` a ring marked as a development ring is refused. A refused open (a binding
     /// that does not hold) removes whatever this run created, so it changes nothing.
+    /// `checkPolicy` runs on the loaded policy before any store or ring is touched (serve: every
+    /// webhook's secret must be in the environment).
     static func withVault<T: Sendable>(_ r: RuntimeOptions.Resolved, logger: Logger, serve: Bool = false,
+                                       checkPolicy: (Policy) throws -> Void = { _ in },
                                        _ body: @escaping @Sendable (Vault) async throws -> T) async throws -> T {
         let policy = try PolicyLoader.load(file: r.policy)
+        try checkPolicy(policy)
         let dataStore = try store(r.database, option: "--database")
         let keyStoreKind = try store(r.keyStore, option: "--key-store")
         try checkSeparate(dataStore, keyStoreKind)

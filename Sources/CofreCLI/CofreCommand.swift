@@ -8,7 +8,8 @@ public struct CofreCommand: AsyncParsableCommand {
         abstract: "Cofre, an LGPD privacy vault.",
         discussion: "Reference: docs/reference.md; the HTTP API: docs/openapi.yaml (served at /v1/openapi.json).",
         version: CofreVersion.current,
-        subcommands: [ServeCommand.self, ServiceCommand.self, KeysCommand.self, SubjectCommand.self, ConsentCommand.self, AuditCommand.self])
+        subcommands: [ServeCommand.self, ServiceCommand.self, KeysCommand.self, SubjectCommand.self, ConsentCommand.self, AuditCommand.self,
+                      DeliveriesCommand.self, IncidentCommand.self])
 
     public init() {}
 }

@@ -7,7 +7,7 @@ import Yams
 /// data store, the key store and the key ring are. Each resolves as flag, then `COFRE_*`
 /// environment variable, then `--config` file, then the development default.
 public struct RuntimeOptions: ParsableArguments {
-    @Option(help: "YAML file (COFRE_CONFIG) with any of: policy, database, key_store, keys, kek_file, host, port, log_level, retention_sweep_seconds, key_reload_seconds, allow_shared_cluster.")
+    @Option(help: "YAML file (COFRE_CONFIG) with any of: policy, database, key_store, keys, kek_file, host, port, log_level, retention_sweep_seconds, key_reload_seconds, webhook_retry_base_seconds, allow_shared_cluster.")
     var config: String?
     @Option(help: "Policy file (COFRE_POLICY). Default: ./deploy/policy.example.yaml")
     var policy: String?
@@ -24,7 +24,7 @@ public struct RuntimeOptions: ParsableArguments {
 
     public init() {}
 
-    static let configKeys: Set<String> = ["policy", "database", "key_store", "keys", "kek_file", "host", "port", "log_level", "retention_sweep_seconds", "key_reload_seconds", "allow_shared_cluster"]
+    static let configKeys: Set<String> = ["policy", "database", "key_store", "keys", "kek_file", "host", "port", "log_level", "retention_sweep_seconds", "key_reload_seconds", "webhook_retry_base_seconds", "allow_shared_cluster"]
 
     /// Reads the `--config` file (or `COFRE_CONFIG`), refusing unknown keys.
     func configFile() throws -> [String: String] {

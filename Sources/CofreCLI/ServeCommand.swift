@@ -23,8 +23,15 @@ struct ServeCommand: AsyncParsableCommand {
         guard let sweep = Int(sweepText), sweep > 0 else { throw CLIError("COFRE_RETENTION_SWEEP_SECONDS must be a positive number of seconds") }
         let reloadText = options.env("COFRE_KEY_RELOAD_SECONDS") ?? resolved.file["key_reload_seconds"] ?? "5"
         guard let reload = Int(reloadText), reload > 0 else { throw CLIError("COFRE_KEY_RELOAD_SECONDS must be a positive number of seconds") }
+        let retryText = options.env("COFRE_WEBHOOK_RETRY_BASE_SECONDS") ?? resolved.file["webhook_retry_base_seconds"] ?? "30"
+        guard let retryBase = Double(retryText), retryBase >= 0.1, retryBase <= 3600 else {
+            throw CLIError("COFRE_WEBHOOK_RETRY_BASE_SECONDS must be a number of seconds from 0.1 to 3600")
+        }
+        let environment = ProcessInfo.processInfo.environment
         try PortCheck.ensureFree(host: host, port: port)
-        try await Bootstrap.withVault(resolved, logger: logger, serve: true) { vault in
+        try await Bootstrap.withVault(resolved, logger: logger, serve: true, checkPolicy: { policy in
+            _ = try Self.webhookSecrets(policy, environment, file: resolved.policy)
+        }) { vault in
             await vault.checkAuditChainOnStart()
             logger.info("cofre starting", metadata: [
                 "host": "\(host)", "port": "\(port)", "policy": "\(resolved.policy)",
@@ -50,12 +57,31 @@ struct ServeCommand: AsyncParsableCommand {
                 try await vault.heartbeat(me)
                 if let failure { throw failure }
             }
+            // Tells recipients of corrections, erasures, revocations and objections (CONTRACT §9).
+            var config = vault.deliveryConfig
+            config.retryBase = retryBase
+            let dispatcher = NotificationDispatcher(vault: vault, transport: WebhookHTTPTransport(),
+                                                    secrets: try Self.webhookSecrets(vault.policy, environment, file: resolved.policy), config: config)
+            let notifier = PeriodicTask(name: "notification delivery", interval: .seconds(1), runAtStart: true, logger: logger) {
+                try await dispatcher.runOnce()
+            }
             let app = buildApplication(vault: vault, settings: HTTPSettings(host: host, port: port), logger: logger,
-                                       services: [sweeper, watcher])
+                                       services: [sweeper, watcher, notifier])
             try await app.runService()
             try? await vault.removeInstance(me)
         }
         logger.info("cofre stopped")
+    }
+}
+
+extension ServeCommand {
+    /// Every webhook's signing secret from the environment; a missing one stops the start, naming the variable.
+    static func webhookSecrets(_ policy: Policy, _ environment: [String: String], file: String) throws -> WebhookSecrets {
+        do {
+            return try WebhookSecrets.resolve(policy, environment: environment)
+        } catch let missing as WebhookSecrets.Missing {
+            throw CLIError("\(file): \(missing) (set it in the environment; the policy names only the variable)")
+        }
     }
 }
 

@@ -140,6 +140,61 @@ public struct CofreClient: Sendable {
 
     /// One page of events, oldest first. Pass the page's `next` as `query.after` and its `head` as
     /// `query.through` to read the following page of the same snapshot.
+    // MARK: recipients and incidents (dpo)
+
+    /// Notification deliveries, oldest first; pass `next` as `after` for the following page.
+    public func deliveries(status: DeliveryStatus? = nil, service: String? = nil, subject: String? = nil, after: String? = nil,
+                           limit: Int? = nil) async throws(CofreClientError) -> DeliveriesResponse {
+        var query: [(String, String)] = []
+        if let status { query.append(("status", status.rawValue)) }
+        if let service { query.append(("service", service)) }
+        if let subject { query.append(("subject", subject)) }
+        if let after { query.append(("after", after)) }
+        if let limit { query.append(("limit", String(limit))) }
+        return try await send(.GET, "/v1/deliveries", query: query)
+    }
+
+    /// One delivery with its attempt log.
+    public func delivery(id: String) async throws(CofreClientError) -> DeliveryResponse {
+        try await send(.GET, "/v1/deliveries/\(try Self.segment(id))")
+    }
+
+    /// Makes a pending or failed delivery due now, retried for another full period under the same id.
+    public func retryDelivery(id: String) async throws(CofreClientError) -> DeliveryResponse {
+        try await send(.POST, "/v1/deliveries/\(try Self.segment(id))/retry")
+    }
+
+    /// Which subjects and fields `service` read in `since..<until` (CONTRACT §10), as the vault streams
+    /// it: JSON (`IncidentScopeResponse`) or CSV, handed to `sink` chunk by chunk.
+    public func streamIncidentScope(service: String, since: Date, until: Date, detectedAt: Date? = nil, csv: Bool = false,
+                                    timeout: TimeAmount = .hours(1), into sink: (Data) async throws -> Void) async throws(CofreClientError) {
+        var query = [("service", service), ("since", WireJSON.formatDate(since)), ("until", WireJSON.formatDate(until))]
+        if let detectedAt { query.append(("detected_at", WireJSON.formatDate(detectedAt))) }
+        if csv { query.append(("format", "csv")) }
+        let request = try makeRequest(.GET, "/v1/incidents/scope", query: query, body: nil)
+        let response = try await execute(request, idempotent: true, timeout: timeout)
+        guard (200..<300).contains(response.status.code) else { throw await Self.failure(response) }
+        do {
+            for try await chunk in response.body { try await sink(Data(chunk.readableBytesView)) }
+        } catch let e as CofreClientError {
+            throw e
+        } catch {
+            throw CofreClientError(status: nil, code: CofreClientError.transport, message: "the incident scope was interrupted (\(Self.describe(error)))")
+        }
+    }
+
+    /// The whole incident scope, decoded (for scopes that fit in memory).
+    public func incidentScope(service: String, since: Date, until: Date, detectedAt: Date? = nil) async throws(CofreClientError) -> IncidentScopeResponse {
+        var data = Data()
+        try await streamIncidentScope(service: service, since: since, until: until, detectedAt: detectedAt) { data.append($0) }
+        do {
+            return try WireJSON.decoder.decode(IncidentScopeResponse.self, from: data)
+        } catch {
+            throw CofreClientError(status: nil, code: CofreClientError.unexpectedAnswer,
+                                   message: "the vault's answer is not an IncidentScopeResponse (\(Self.describe(error)))")
+        }
+    }
+
     public func auditEvents(_ query: AuditEventsQuery = .init()) async throws(CofreClientError) -> AuditEventsResponse {
         try await send(.GET, "/v1/audit/events", query: query.items)
     }

@@ -68,13 +68,16 @@ public struct ServicePolicy: Sendable, Equatable {
     public var purposes: Set<String>
     public var tokenize: Bool
     public var quota: Quota
+    /// Where this service is told of corrections, erasures, revocations and objections (CONTRACT §9).
+    public var webhook: Webhook?
 
-    public init(name: String, role: Role, purposes: Set<String> = [], tokenize: Bool = false, quota: Quota = Quota()) {
+    public init(name: String, role: Role, purposes: Set<String> = [], tokenize: Bool = false, quota: Quota = Quota(), webhook: Webhook? = nil) {
         self.name = name
         self.role = role
         self.purposes = purposes
         self.tokenize = tokenize
         self.quota = quota
+        self.webhook = webhook
     }
 }
 

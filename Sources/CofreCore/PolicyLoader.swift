@@ -308,6 +308,7 @@ public enum PolicyLoader {
             var tokenize = false
             var sawPurposes = false
             var quota = Quota()
+            var webhook: Webhook?
             for (key, keyNode, value) in try mapping(node, path: path) {
                 let p = join(path, key)
                 switch key {
@@ -343,14 +344,40 @@ public enum PolicyLoader {
                                        "one of reveals_per_minute, lookups_per_minute, writes_per_minute, bulk_reveal_factor")
                         }
                     }
-                default: throw fail(path: p, node: keyNode, "one of role, purposes, tokenize, quota")
+                case "webhook":
+                    var url: String?, secretEnv: String?
+                    for (wkey, wkeyNode, wvalue) in try mapping(value, path: p) {
+                        let wp = join(p, wkey)
+                        switch wkey {
+                        case "url":
+                            let raw = try scalar(wvalue, path: wp)
+                            if let problem = Webhook.urlProblem(raw) { throw fail(path: wp, node: wvalue, "\(problem); found '\(raw)'") }
+                            url = raw
+                        case "secret_env":
+                            let raw = try scalar(wvalue, path: wp)
+                            guard Webhook.isEnvironmentName(raw) else {
+                                throw fail(path: wp, node: wvalue, "the name of an environment variable (A-Z, 0-9, _); found '\(raw)'")
+                            }
+                            secretEnv = raw
+                        default: throw fail(path: wp, node: wkeyNode, "one of url, secret_env")
+                        }
+                    }
+                    guard let url else { throw fail(path: join(p, "url"), node: value, "the receiver's URL") }
+                    guard let secretEnv else {
+                        throw fail(path: join(p, "secret_env"), node: value, "the environment variable that holds the signing secret (never the secret itself)")
+                    }
+                    webhook = Webhook(url: url, secretEnv: secretEnv)
+                default: throw fail(path: p, node: keyNode, "one of role, purposes, tokenize, quota, webhook")
                 }
             }
             guard let role else { throw fail(path: join(path, "role"), node: node, "a role (service, dpo or auditor)") }
             if role != .service, sawPurposes || tokenize {
                 throw fail(path: path, node: node, "no purposes or tokenize on a '\(role.rawValue)' (only services hold purposes)")
             }
-            return ServicePolicy(name: name, role: role, purposes: purposes, tokenize: tokenize, quota: quota)
+            if role != .service, webhook != nil {
+                throw fail(path: join(path, "webhook"), node: node, "no webhook on a '\(role.rawValue)' (only services receive data, so only they are told)")
+            }
+            return ServicePolicy(name: name, role: role, purposes: purposes, tokenize: tokenize, quota: quota, webhook: webhook)
         }
     }
 }

@@ -153,7 +153,17 @@ extension Vault {
             case .withdrawn: .setObjectionState(subject: subject, purpose: purpose.name, false)
             }
             // The folded state is kept in the same transaction, so reads never replay the ledger.
-            let result = try await store.commit(WriteBatch([.expectSubject(subject, in: [.active]), .insertConsent(record), state], audit: [audit]))
+            var ops: [WriteOp] = [.expectSubject(subject, in: [.active]), .insertConsent(record), state]
+            // Processing for the purpose must stop at the recipients too (Art. 18 §6).
+            switch status {
+            case .revoked:
+                ops.append(try notification(.consentRevoked, subject: subject, fields: Array(purpose.fields.keys), purpose: purpose.name, at: at))
+            case .objected:
+                ops.append(try notification(.objectionRecorded, subject: subject, fields: Array(purpose.fields.keys), purpose: purpose.name, at: at))
+            case .granted, .withdrawn:
+                break
+            }
+            let result = try await store.commit(WriteBatch(ops, audit: [audit]))
             let seq = result.consentSeqs.first ?? 0
             VaultMetrics.consent(purpose: purpose.name, policy: policy, status: status)
             return ConsentView(seq: seq, subject: subject, purpose: purpose.name, kind: kind, status: status, channel: channel,

@@ -17,7 +17,7 @@ extension Vault {
     ///   development ring created for it.
     public static func open(
         policy: Policy, keyRing: KeyRingProvider, keyStore: any DataKeyStore, logger: Logger,
-        clock: @escaping @Sendable () -> Date = { Date() }, developmentRing: Bool = false,
+        clock: @escaping @Sendable () -> Date = { Date() }, developmentRing: Bool = false, deliveryConfig: DeliveryConfig = DeliveryConfig(),
         makeStore: (AuditChain) async throws -> any VaultStore
     ) async throws -> Vault {
         try await keyStore.migrate()
@@ -59,7 +59,8 @@ extension Vault {
         let chain = AuditChain(key: auditKey)
         let binding = try await bind(store: store, keyStore: keyStore, identity: identity, chain: chain, auditKey: auditKey, indexKey: indexKey,
                                      developmentRing: developmentRing, now: clock(), logger: logger)
-        return Vault(policy: policy, store: store, dataKeys: keys, chain: chain, indexKey: indexKey, binding: binding, clock: clock, logger: logger)
+        return Vault(policy: policy, store: store, dataKeys: keys, chain: chain, indexKey: indexKey, binding: binding, clock: clock, logger: logger,
+                     deliveryConfig: deliveryConfig)
     }
 
     /// Checks (or, for a new or pre-0.7 data store, records) the binding.

@@ -202,7 +202,9 @@ extension Vault {
                 let receipt = ErasureReceipt(subject: id, erasedAt: at, requestedBy: p.name, reason: reason, ticket: ticket, fields: outcomes)
                 ops += [.setSubjectStatus(id, .erased), .releaseExternalRef(id), .clearEvidence(subject: id),
                         .insertErasureReceipt(subject: id, at: at, json: String(decoding: try ErasureReceipt.encoder.encode(receipt), as: UTF8.self)),
-                        .queueKeyShred(shred)]
+                        .queueKeyShred(shred),
+                        // Every recipient erases or blocks its copies too (Art. 18 §6): all the subject's fields.
+                        try notification(.subjectErased, subject: id, fields: records.map(\.field), purpose: nil, at: at)]
                 do {
                     _ = try await store.commit(WriteBatch(ops, audit: [draft(p, action: .subjectErase, requestID: requestID, subject: id,
                                                                             fields: erased, decision: .allow)]))

@@ -130,6 +130,9 @@ extension Vault {
                         .deleteTokens(subject: subject, field: f.field), .deleteIndex(subject: subject, field: f.field)]
             }
             ops += [.insertTokens(sealed.tokens), .insertIndex(sealed.index), .queueKeyShred(replaced)]
+            // A correction of a value someone may hold (Art. 18 III and §6): the recipients are told.
+            let corrected = names.filter { byName[$0] != nil }
+            if !corrected.isEmpty { ops.append(try notification(.subjectCorrected, subject: subject, fields: corrected, purpose: nil, at: now)) }
             let batch = WriteBatch(ops, audit: [draft(p, action: action, requestID: requestID, subject: subject, fields: names, decision: .allow)])
             do {
                 _ = try await commit(batch, storing: sealed.keys)

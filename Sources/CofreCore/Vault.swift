@@ -32,14 +32,17 @@ public final class Vault: Sendable {
     let revealMonitor = RevealMonitor()
     /// Set by any storage failure; readiness then proves both stores take writes before answering ready.
     let storageFault = StorageFault()
+    /// How notifications to recipients are fanned out and retried.
+    public let deliveryConfig: DeliveryConfig
 
     public static let maxTokensPerCall = 1000
     public static let indexKeyGroup = "blind-index"
     public static let auditKeyGroup = "audit-chain"
 
     init(policy: Policy, store: any VaultStore, dataKeys: DataKeys, chain: AuditChain, indexKey: SymmetricKey, binding: VaultBinding,
-         clock: @escaping @Sendable () -> Date, logger: Logger) {
+         clock: @escaping @Sendable () -> Date, logger: Logger, deliveryConfig: DeliveryConfig = DeliveryConfig()) {
         self.binding = binding
+        self.deliveryConfig = deliveryConfig
         self.policy = policy
         self.store = store
         self.dataKeys = dataKeys

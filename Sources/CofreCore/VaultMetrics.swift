@@ -65,4 +65,18 @@ public enum VaultMetrics {
     static func bulkReveal(service: String) {
         Counter(label: "cofre_bulk_reveal_alerts_total", dimensions: [("service", service)]).increment()
     }
+
+    /// Deliveries created when notifications were fanned out to their recipients.
+    static func deliveriesCreated(_ n: Int) {
+        Counter(label: "cofre_webhook_deliveries_created_total").increment(by: n)
+    }
+
+    /// One delivery attempt, by recipient (a policy name) and outcome (`delivered`, `http_5xx`, `timeout`, …);
+    /// deliveries given up on are counted apart.
+    static func deliveryAttempt(service: String, outcome: String, final: DeliveryStatus) {
+        Counter(label: "cofre_webhook_attempts_total", dimensions: [("service", service), ("outcome", outcome)]).increment()
+        if final == .failed {
+            Counter(label: "cofre_webhook_failed_total", dimensions: [("service", service)]).increment()
+        }
+    }
 }

@@ -47,6 +47,17 @@ public protocol VaultStore: Sendable {
     func hasData() async throws -> Bool
     /// Every serving instance's last heartbeat.
     func instances() async throws -> [InstanceHeartbeat]
+    /// Notifications not yet fanned out whose change is at or before `atOrBefore`, oldest first.
+    func pendingOutbox(atOrBefore: Date, limit: Int) async throws -> [OutboxEvent]
+    /// The services that were ever allowed to reveal a value of the subject (allowed `detokenize` events).
+    func revealRecipients(subject: String) async throws -> Set<String>
+    /// Deliveries matching `query`, in store order.
+    func deliveries(_ query: DeliveryQuery) async throws -> [DeliveryRecord]
+    /// A delivery's attempt log, oldest first.
+    func deliveryAttempts(delivery: String) async throws -> [DeliveryAttemptRecord]
+    /// The allowed `detokenize` and `lookup` events of `service` with `since <= time < until` and
+    /// `seq <= through`, ordered by subject then sequence, after the `(subject, seq)` cursor.
+    func accessEvents(service: String, since: Date, until: Date, through: Int64, after: AccessCursor?, limit: Int) async throws -> [AuditEvent]
 
     // MARK: the one write primitive
 
@@ -132,6 +143,30 @@ public enum WriteOp: Sendable {
     /// `.limitReached`. Serialised per subject and purpose across instances, with the insert that follows.
     case expectContactsBelow(subject: String, purpose: String, since: Date, max: Int)
     case insertContact(ContactAttempt)
+    /// Records a notification to recipients, in the same transaction as the change it reports.
+    case insertOutbox(OutboxEvent)
+    /// Marks the notification fanned out and inserts one delivery per recipient; `.conflict` when it
+    /// was fanned out already (by another instance).
+    case fanOut(event: String, [DeliveryRecord])
+    /// Takes a pending, due delivery at `attempts` for `owner` until `until`; `.conflict` when it is not
+    /// pending, has moved on, or another owner's lease has not expired at `now`.
+    case leaseDelivery(id: String, attempts: Int, owner: String, until: Date, now: Date)
+    /// Records an attempt by the lease's owner and the delivery's new state (releasing the lease);
+    /// `.conflict` when `owner` no longer holds it at `attempt.attempt - 1` attempts.
+    case recordDeliveryAttempt(DeliveryAttemptRecord, owner: String, status: DeliveryStatus, nextAttemptAt: Date)
+    /// Makes a pending or failed delivery due at `at`, retried until `retryUntil`; `.notFound` when
+    /// there is no such delivery, `.conflict` when it was delivered.
+    case retryDelivery(id: String, at: Date, retryUntil: Date)
+}
+
+/// A position in the subject-ordered scan of `VaultStore.accessEvents`.
+public struct AccessCursor: Sendable, Equatable {
+    public let subject: String
+    public let seq: Int64
+    public init(subject: String, seq: Int64) {
+        self.subject = subject
+        self.seq = seq
+    }
 }
 
 /// A data-store transaction: operations, then audit events, committed together or not at all.
@@ -156,7 +191,7 @@ public struct CommitResult: Sendable {
 public enum StoreMigrations {
     public static let ids = [
         "v1-subjects-fields-tokens", "v1-credentials", "v1-audit", "v2-consent-ledger", "v3-audit-read-indexes", "v4-erasures",
-        "v5-atomic-writes", "v6-binding-instances", "v7-write-probe", "v8-contact-attempts",
+        "v5-atomic-writes", "v6-binding-instances", "v7-write-probe", "v8-contact-attempts", "v9-notifications",
     ]
 }
 

@@ -18,8 +18,9 @@ public enum Digest {
         return md
     }
 
-    /// Raw-key HMAC, for known-answer tests whose keys are not 32 bytes.
-    static func hmacSHA256(rawKey: [UInt8], _ data: [UInt8]) -> [UInt8] {
+    /// HMAC-SHA-256 under a key of any length (known-answer tests; webhook secrets, which the
+    /// receivers choose).
+    public static func hmacSHA256(rawKey: [UInt8], _ data: [UInt8]) -> [UInt8] {
         var md = [UInt8](repeating: 0, count: 32)
         var len: UInt32 = 32
         let result = md.withUnsafeMutableBufferPointer { m in

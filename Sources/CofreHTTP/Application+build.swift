@@ -40,6 +40,7 @@ func buildRoutes(vault: Vault) -> RouteRecorder {
     api.register(on: routes)
     AuditAPI(vault: vault, auth: api).register(on: routes)
     RightsAPI(vault: vault, auth: api).register(on: routes)
+    NotifyAPI(vault: vault, auth: api).register(on: routes)
     routes.freeze()
     return routes
 }

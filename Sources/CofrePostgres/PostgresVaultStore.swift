@@ -94,6 +94,26 @@ public final class PostgresVaultStore: VaultStore {
                 """,
                 "CREATE INDEX contact_attempts_by_subject ON contact_attempts (subject_id, purpose, at)",
             ]),
+            ("v9-notifications", [
+                """
+                CREATE TABLE outbox_events (id TEXT PRIMARY KEY, type TEXT NOT NULL, subject_id TEXT NOT NULL, fields TEXT NOT NULL,
+                    purpose TEXT, at BIGINT NOT NULL, fanned_out BOOLEAN NOT NULL DEFAULT FALSE)
+                """,
+                "CREATE INDEX outbox_pending ON outbox_events (fanned_out, at)",
+                """
+                CREATE TABLE deliveries (seq BIGSERIAL PRIMARY KEY, id TEXT NOT NULL UNIQUE, event_id TEXT NOT NULL, service TEXT NOT NULL,
+                    type TEXT NOT NULL, subject_id TEXT NOT NULL, body TEXT NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL,
+                    created_at BIGINT NOT NULL, next_attempt_at BIGINT NOT NULL, retry_until BIGINT NOT NULL, last_attempt_at BIGINT,
+                    last_outcome TEXT, delivered_at BIGINT, lease_owner TEXT, lease_until BIGINT, UNIQUE (event_id, service))
+                """,
+                "CREATE INDEX deliveries_due ON deliveries (status, next_attempt_at)",
+                "CREATE INDEX deliveries_subject ON deliveries (subject_id)",
+                """
+                CREATE TABLE delivery_attempts (delivery_id TEXT NOT NULL, attempt INTEGER NOT NULL, at BIGINT NOT NULL, outcome TEXT NOT NULL,
+                    http_status INTEGER, duration_ms INTEGER NOT NULL, PRIMARY KEY (delivery_id, attempt))
+                """,
+                "CREATE INDEX audit_service_subject ON audit_events (service, subject_id, seq)",
+            ]),
         ])
     }
 
@@ -269,6 +289,49 @@ public final class PostgresVaultStore: VaultStore {
             try await conn.run("""
                 INSERT INTO contact_attempts (subject_id, purpose, service, channel, at)
                 VALUES (\(c.subject), \(c.purpose), \(c.service), \(c.channel), \(millis(c.at)))
+                """, logger: log)
+        case .insertOutbox(let e):
+            try await conn.run("""
+                INSERT INTO outbox_events (id, type, subject_id, fields, purpose, at)
+                VALUES (\(e.id), \(e.type.rawValue), \(e.subject), \(e.fields.joined(separator: ",")), \(e.purpose), \(millis(e.at)))
+                """, logger: log)
+        case .fanOut(let event, let deliveries):
+            guard try await count(conn.run("UPDATE outbox_events SET fanned_out = TRUE WHERE id = \(event) AND NOT fanned_out RETURNING id",
+                                           logger: log)) == 1 else { throw StoreError(.conflict) }
+            for d in deliveries {
+                try await conn.run("""
+                    INSERT INTO deliveries (id, event_id, service, type, subject_id, body, status, attempts, created_at, next_attempt_at, retry_until)
+                    VALUES (\(d.id), \(d.event), \(d.service), \(d.type.rawValue), \(d.subject), \(d.body), \(d.status.rawValue), \(d.attempts),
+                        \(millis(d.createdAt)), \(millis(d.nextAttemptAt)), \(millis(d.retryUntil)))
+                    """, logger: log)
+            }
+        case .leaseDelivery(let id, let attempts, let owner, let until, let now):
+            guard try await count(conn.run("""
+                UPDATE deliveries SET lease_owner = \(owner), lease_until = \(millis(until))
+                WHERE id = \(id) AND status = 'pending' AND attempts = \(attempts) AND (lease_until IS NULL OR lease_until <= \(millis(now)))
+                RETURNING id
+                """, logger: log)) == 1 else { throw StoreError(.conflict) }
+        case .recordDeliveryAttempt(let a, let owner, let status, let next):
+            let delivered: Int64? = status == .delivered ? millis(a.at) : nil
+            guard try await count(conn.run("""
+                UPDATE deliveries SET attempts = \(a.attempt), status = \(status.rawValue), next_attempt_at = \(millis(next)),
+                    last_attempt_at = \(millis(a.at)), last_outcome = \(a.outcome), delivered_at = COALESCE(\(delivered), delivered_at),
+                    lease_owner = NULL, lease_until = NULL
+                WHERE id = \(a.delivery) AND lease_owner = \(owner) AND attempts = \(a.attempt - 1)
+                RETURNING id
+                """, logger: log)) == 1 else { throw StoreError(.conflict) }
+            try await conn.run("""
+                INSERT INTO delivery_attempts (delivery_id, attempt, at, outcome, http_status, duration_ms)
+                VALUES (\(a.delivery), \(a.attempt), \(millis(a.at)), \(a.outcome), \(a.httpStatus), \(a.durationMs))
+                """, logger: log)
+        case .retryDelivery(let id, let at, let until):
+            var status: String?
+            for try await s in try await conn.run("SELECT status FROM deliveries WHERE id = \(id) FOR UPDATE", logger: log).decode(String.self) { status = s }
+            guard let status else { throw StoreError(.notFound) }
+            guard status != DeliveryStatus.delivered.rawValue else { throw StoreError(.conflict) }
+            try await conn.run("""
+                UPDATE deliveries SET status = 'pending', next_attempt_at = \(millis(at)), retry_until = \(millis(until)),
+                    lease_owner = NULL, lease_until = NULL WHERE id = \(id)
                 """, logger: log)
         }
     }
@@ -537,6 +600,94 @@ public final class PostgresVaultStore: VaultStore {
             SELECT EXISTS (SELECT 1 FROM subjects) OR EXISTS (SELECT 1 FROM credentials) OR EXISTS (SELECT 1 FROM audit_events)
             """, logger: log).decode(Bool.self) { any = b }
         return any
+    }
+
+    /// How many rows a statement returned (an `UPDATE … RETURNING` counts what it changed).
+    func count(_ rows: PostgresRowSequence) async throws -> Int {
+        var n = 0
+        for try await _ in rows { n += 1 }
+        return n
+    }
+
+    public func pendingOutbox(atOrBefore: Date, limit: Int) async throws -> [OutboxEvent] {
+        var out: [OutboxEvent] = []
+        for try await (id, type, subject, fields, purpose, at) in try await client.run("""
+            SELECT id, type, subject_id, fields, purpose, at FROM outbox_events WHERE NOT fanned_out AND at <= \(PostgresDatabase.millis(atOrBefore))
+            ORDER BY at, id LIMIT \(limit)
+            """, logger: log).decode((String, String, String, String, String?, Int64).self) {
+            guard let t = NotificationType(rawValue: type) else { continue }
+            out.append(OutboxEvent(id: id, type: t, subject: subject, fields: fields.isEmpty ? [] : fields.split(separator: ",").map(String.init),
+                                   purpose: purpose, at: PostgresDatabase.date(at)))
+        }
+        return out
+    }
+
+    public func revealRecipients(subject: String) async throws -> Set<String> {
+        var out: Set<String> = []
+        for try await s in try await client.run("""
+            SELECT DISTINCT service FROM audit_events WHERE subject_id = \(subject) AND action = \(AuditAction.detokenize.rawValue) AND decision = 'allow'
+            """, logger: log).decode(String.self) { out.insert(s) }
+        return out
+    }
+
+    static let deliveryColumns = """
+        seq, id, event_id, service, type, subject_id, body, status, attempts, created_at, next_attempt_at, retry_until, last_attempt_at, \
+        last_outcome, delivered_at
+        """
+
+    public func deliveries(_ q: DeliveryQuery) async throws -> [DeliveryRecord] {
+        var sql = "SELECT \(Self.deliveryColumns) FROM deliveries WHERE TRUE"
+        var binds = PostgresBindings()
+        func add(_ clause: String, _ value: String?) {
+            guard let value else { return }
+            binds.append(value)
+            sql += " AND \(clause) $\(binds.count)"
+        }
+        func add(_ clause: String, _ value: Int64?) {
+            guard let value else { return }
+            binds.append(value)
+            sql += " AND \(clause) $\(binds.count)"
+        }
+        add("seq >", q.after)
+        add("id =", q.id)
+        add("status =", q.status?.rawValue)
+        add("service =", q.service)
+        add("subject_id =", q.subject)
+        add("next_attempt_at <=", q.dueAt.map(PostgresDatabase.millis))
+        binds.append(Int64(q.limit))
+        sql += " ORDER BY seq LIMIT $\(binds.count)"
+        var out: [DeliveryRecord] = []
+        let rows = try await client.run(PostgresQuery(unsafeSQL: sql, binds: binds), logger: log)
+        for try await (seq, id, event, service, type, subject, body, status, attempts, created, next, until, last, outcome, delivered) in rows.decode(
+            (Int64, String, String, String, String, String, String, String, Int32, Int64, Int64, Int64, Int64?, String?, Int64?).self) {
+            guard let t = NotificationType(rawValue: type), let st = DeliveryStatus(rawValue: status) else { continue }
+            out.append(DeliveryRecord(seq: seq, id: id, event: event, service: service, type: t, subject: subject, body: body, status: st,
+                                      attempts: Int(attempts), createdAt: PostgresDatabase.date(created), nextAttemptAt: PostgresDatabase.date(next),
+                                      retryUntil: PostgresDatabase.date(until), lastAttemptAt: last.map(PostgresDatabase.date),
+                                      lastOutcome: outcome, deliveredAt: delivered.map(PostgresDatabase.date)))
+        }
+        return out
+    }
+
+    public func deliveryAttempts(delivery: String) async throws -> [DeliveryAttemptRecord] {
+        var out: [DeliveryAttemptRecord] = []
+        for try await (id, attempt, at, outcome, status, ms) in try await client.run("""
+            SELECT delivery_id, attempt, at, outcome, http_status, duration_ms FROM delivery_attempts WHERE delivery_id = \(delivery) ORDER BY attempt
+            """, logger: log).decode((String, Int32, Int64, String, Int32?, Int32).self) {
+            out.append(DeliveryAttemptRecord(delivery: id, attempt: Int(attempt), at: PostgresDatabase.date(at), outcome: outcome,
+                                             httpStatus: status.map(Int.init), durationMs: Int(ms)))
+        }
+        return out
+    }
+
+    public func accessEvents(service: String, since: Date, until: Date, through: Int64, after: AccessCursor?, limit: Int) async throws -> [AuditEvent] {
+        try await events(client.run("""
+            SELECT \(unescaped: Self.auditColumns) FROM audit_events
+            WHERE service = \(service) AND subject_id IS NOT NULL AND (subject_id, seq) > (\(after?.subject ?? ""), \(after?.seq ?? 0)) AND seq <= \(through)
+                AND action IN (\(AuditAction.detokenize.rawValue), \(AuditAction.lookup.rawValue)) AND decision = 'allow'
+                AND time >= \(PostgresDatabase.millis(since)) AND time < \(PostgresDatabase.millis(until))
+            ORDER BY subject_id, seq LIMIT \(limit)
+            """, logger: log))
     }
 
     public func instances() async throws -> [InstanceHeartbeat] {

@@ -185,6 +185,52 @@ public final class SQLiteVaultStore: VaultStore {
                 CREATE INDEX contact_attempts_by_subject ON contact_attempts (subject_id, purpose, at);
                 """)
         }
+        m.registerMigration("v9-notifications") { db in
+            try db.execute(sql: """
+                CREATE TABLE outbox_events (
+                    id TEXT PRIMARY KEY,
+                    type TEXT NOT NULL,
+                    subject_id TEXT NOT NULL,
+                    fields TEXT NOT NULL,
+                    purpose TEXT,
+                    at INTEGER NOT NULL,
+                    fanned_out INTEGER NOT NULL DEFAULT 0
+                );
+                CREATE INDEX outbox_pending ON outbox_events (fanned_out, at);
+                CREATE TABLE deliveries (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    id TEXT NOT NULL UNIQUE,
+                    event_id TEXT NOT NULL,
+                    service TEXT NOT NULL,
+                    type TEXT NOT NULL,
+                    subject_id TEXT NOT NULL,
+                    body TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    attempts INTEGER NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    next_attempt_at INTEGER NOT NULL,
+                    retry_until INTEGER NOT NULL,
+                    last_attempt_at INTEGER,
+                    last_outcome TEXT,
+                    delivered_at INTEGER,
+                    lease_owner TEXT,
+                    lease_until INTEGER,
+                    UNIQUE (event_id, service)
+                );
+                CREATE INDEX deliveries_due ON deliveries (status, next_attempt_at);
+                CREATE INDEX deliveries_subject ON deliveries (subject_id);
+                CREATE TABLE delivery_attempts (
+                    delivery_id TEXT NOT NULL,
+                    attempt INTEGER NOT NULL,
+                    at INTEGER NOT NULL,
+                    outcome TEXT NOT NULL,
+                    http_status INTEGER,
+                    duration_ms INTEGER NOT NULL,
+                    PRIMARY KEY (delivery_id, attempt)
+                );
+                CREATE INDEX audit_service_subject ON audit_events (service, subject_id, seq);
+                """)
+        }
         return m
     }
 
@@ -356,6 +402,43 @@ public final class SQLiteVaultStore: VaultStore {
         case .insertContact(let c):
             try db.execute(sql: "INSERT INTO contact_attempts (subject_id, purpose, service, channel, at) VALUES (?, ?, ?, ?, ?)",
                            arguments: [c.subject, c.purpose, c.service, c.channel, SQLiteDatabase.millis(c.at)])
+        case .insertOutbox(let e):
+            try db.execute(sql: "INSERT INTO outbox_events (id, type, subject_id, fields, purpose, at) VALUES (?, ?, ?, ?, ?, ?)",
+                           arguments: [e.id, e.type.rawValue, e.subject, e.fields.joined(separator: ","), e.purpose, SQLiteDatabase.millis(e.at)])
+        case .fanOut(let event, let deliveries):
+            try db.execute(sql: "UPDATE outbox_events SET fanned_out = 1 WHERE id = ? AND fanned_out = 0", arguments: [event])
+            guard db.changesCount == 1 else { throw StoreError(.conflict) }
+            for d in deliveries {
+                try db.execute(sql: """
+                    INSERT INTO deliveries (id, event_id, service, type, subject_id, body, status, attempts, created_at, next_attempt_at, retry_until)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [d.id, d.event, d.service, d.type.rawValue, d.subject, d.body, d.status.rawValue, d.attempts,
+                                     SQLiteDatabase.millis(d.createdAt), SQLiteDatabase.millis(d.nextAttemptAt), SQLiteDatabase.millis(d.retryUntil)])
+            }
+        case .leaseDelivery(let id, let attempts, let owner, let until, let now):
+            try db.execute(sql: """
+                UPDATE deliveries SET lease_owner = ?, lease_until = ?
+                WHERE id = ? AND status = 'pending' AND attempts = ? AND (lease_until IS NULL OR lease_until <= ?)
+                """, arguments: [owner, SQLiteDatabase.millis(until), id, attempts, SQLiteDatabase.millis(now)])
+            guard db.changesCount == 1 else { throw StoreError(.conflict) }
+        case .recordDeliveryAttempt(let a, let owner, let status, let next):
+            try db.execute(sql: """
+                UPDATE deliveries SET attempts = ?, status = ?, next_attempt_at = ?, last_attempt_at = ?, last_outcome = ?,
+                    delivered_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_at END, lease_owner = NULL, lease_until = NULL
+                WHERE id = ? AND lease_owner = ? AND attempts = ?
+                """, arguments: [a.attempt, status.rawValue, SQLiteDatabase.millis(next), SQLiteDatabase.millis(a.at), a.outcome,
+                                 status.rawValue, SQLiteDatabase.millis(a.at), a.delivery, owner, a.attempt - 1])
+            guard db.changesCount == 1 else { throw StoreError(.conflict) }
+            try db.execute(sql: "INSERT INTO delivery_attempts (delivery_id, attempt, at, outcome, http_status, duration_ms) VALUES (?, ?, ?, ?, ?, ?)",
+                           arguments: [a.delivery, a.attempt, SQLiteDatabase.millis(a.at), a.outcome, a.httpStatus, a.durationMs])
+        case .retryDelivery(let id, let at, let until):
+            guard let status = try String.fetchOne(db, sql: "SELECT status FROM deliveries WHERE id = ?", arguments: [id]) else {
+                throw StoreError(.notFound)
+            }
+            guard status != DeliveryStatus.delivered.rawValue else { throw StoreError(.conflict) }
+            try db.execute(sql: """
+                UPDATE deliveries SET status = 'pending', next_attempt_at = ?, retry_until = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?
+                """, arguments: [SQLiteDatabase.millis(at), SQLiteDatabase.millis(until), id])
         }
     }
 
@@ -580,6 +663,79 @@ public final class SQLiteVaultStore: VaultStore {
             try Bool.fetchOne(db, sql: """
                 SELECT EXISTS (SELECT 1 FROM subjects) OR EXISTS (SELECT 1 FROM credentials) OR EXISTS (SELECT 1 FROM audit_events)
                 """) ?? false
+        }
+    }
+
+    public func pendingOutbox(atOrBefore: Date, limit: Int) async throws -> [OutboxEvent] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT id, type, subject_id, fields, purpose, at FROM outbox_events WHERE fanned_out = 0 AND at <= ? ORDER BY at, id LIMIT ?
+                """, arguments: [SQLiteDatabase.millis(atOrBefore), limit]).compactMap { row in
+                let fields: String = row["fields"]
+                guard let type = NotificationType(rawValue: row["type"]) else { return nil }
+                return OutboxEvent(id: row["id"], type: type, subject: row["subject_id"],
+                                   fields: fields.isEmpty ? [] : fields.split(separator: ",").map(String.init),
+                                   purpose: row["purpose"], at: SQLiteDatabase.date(row["at"] as Int64))
+            }
+        }
+    }
+
+    public func revealRecipients(subject: String) async throws -> Set<String> {
+        try await pool.read { db in
+            Set(try String.fetchAll(db, sql: """
+                SELECT DISTINCT service FROM audit_events WHERE subject_id = ? AND action = ? AND decision = 'allow'
+                """, arguments: [subject, AuditAction.detokenize.rawValue]))
+        }
+    }
+
+    public func deliveries(_ q: DeliveryQuery) async throws -> [DeliveryRecord] {
+        var clauses: [String] = []
+        var args: [(any DatabaseValueConvertible)?] = []
+        func add(_ clause: String, _ value: (any DatabaseValueConvertible)?) {
+            guard let value else { return }
+            clauses.append(clause)
+            args.append(value)
+        }
+        add("seq > ?", q.after)
+        add("id = ?", q.id)
+        add("status = ?", q.status?.rawValue)
+        add("service = ?", q.service)
+        add("subject_id = ?", q.subject)
+        add("next_attempt_at <= ?", q.dueAt.map(SQLiteDatabase.millis))
+        let sql = "SELECT * FROM deliveries" + (clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ")) + " ORDER BY seq LIMIT ?"
+        args.append(q.limit)
+        let arguments = StatementArguments(args)
+        return try await pool.read { db in
+            try Row.fetchAll(db, sql: sql, arguments: arguments).compactMap { row in
+                guard let type = NotificationType(rawValue: row["type"]), let status = DeliveryStatus(rawValue: row["status"]) else { return nil }
+                return DeliveryRecord(
+                    seq: row["seq"], id: row["id"], event: row["event_id"], service: row["service"], type: type, subject: row["subject_id"],
+                    body: row["body"], status: status, attempts: row["attempts"], createdAt: SQLiteDatabase.date(row["created_at"] as Int64),
+                    nextAttemptAt: SQLiteDatabase.date(row["next_attempt_at"] as Int64), retryUntil: SQLiteDatabase.date(row["retry_until"] as Int64),
+                    lastAttemptAt: SQLiteDatabase.date(row["last_attempt_at"] as Int64?), lastOutcome: row["last_outcome"],
+                    deliveredAt: SQLiteDatabase.date(row["delivered_at"] as Int64?))
+            }
+        }
+    }
+
+    public func deliveryAttempts(delivery: String) async throws -> [DeliveryAttemptRecord] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM delivery_attempts WHERE delivery_id = ? ORDER BY attempt", arguments: [delivery]).map { row in
+                DeliveryAttemptRecord(delivery: row["delivery_id"], attempt: row["attempt"], at: SQLiteDatabase.date(row["at"] as Int64),
+                                      outcome: row["outcome"], httpStatus: row["http_status"], durationMs: row["duration_ms"])
+            }
+        }
+    }
+
+    public func accessEvents(service: String, since: Date, until: Date, through: Int64, after: AccessCursor?, limit: Int) async throws -> [AuditEvent] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT * FROM audit_events
+                WHERE service = ? AND subject_id IS NOT NULL AND (subject_id, seq) > (?, ?) AND seq <= ?
+                    AND action IN (?, ?) AND decision = 'allow' AND time >= ? AND time < ?
+                ORDER BY subject_id, seq LIMIT ?
+                """, arguments: [service, after?.subject ?? "", after?.seq ?? 0, through, AuditAction.detokenize.rawValue, AuditAction.lookup.rawValue,
+                                 SQLiteDatabase.millis(since), SQLiteDatabase.millis(until), limit]).map(Self.event)
         }
     }
 

@@ -67,6 +67,13 @@ public final class FailingAuditStore: VaultStore, @unchecked Sendable {
     public func binding() async throws -> VaultBinding? { try await base.binding() }
     public func hasData() async throws -> Bool { try await base.hasData() }
     public func instances() async throws -> [InstanceHeartbeat] { try await base.instances() }
+    public func pendingOutbox(atOrBefore: Date, limit: Int) async throws -> [OutboxEvent] { try await base.pendingOutbox(atOrBefore: atOrBefore, limit: limit) }
+    public func revealRecipients(subject: String) async throws -> Set<String> { try await base.revealRecipients(subject: subject) }
+    public func deliveries(_ query: DeliveryQuery) async throws -> [DeliveryRecord] { try await base.deliveries(query) }
+    public func deliveryAttempts(delivery: String) async throws -> [DeliveryAttemptRecord] { try await base.deliveryAttempts(delivery: delivery) }
+    public func accessEvents(service: String, since: Date, until: Date, through: Int64, after: AccessCursor?, limit: Int) async throws -> [AuditEvent] {
+        try await base.accessEvents(service: service, since: since, until: until, through: through, after: after, limit: limit)
+    }
 }
 
 /// A key store that fails on command: inserts, destructions, or both.
