@@ -19,29 +19,12 @@ struct RunResult {
 /// With `viaScript`, runs that shell command on a pseudo-terminal through util-linux `script`,
 /// as a person at a terminal would.
 func runCofre(_ args: [String], in directory: String, env: [String: String] = [:], viaScript: String? = nil, stdin: String? = nil) throws -> RunResult {
-    let p = Process()
-    if let viaScript {
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/script")
-        p.arguments = ["-q", "-e", "-c", viaScript, "/dev/null"]
-    } else {
-        p.executableURL = URL(fileURLWithPath: cofreBinary)
-        p.arguments = args
-    }
-    p.currentDirectoryURL = URL(fileURLWithPath: directory)
     var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("COFRE_") }
     environment.merge(env) { $1 }
-    p.environment = environment
-    let out = Pipe(), err = Pipe(), input = Pipe()
-    p.standardOutput = out
-    p.standardError = err
-    p.standardInput = input
-    try p.run()
-    if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
-    try input.fileHandleForWriting.close()
-    let o = out.fileHandleForReading.readDataToEndOfFile()
-    let e = err.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return RunResult(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    let (path, arguments) = viaScript.map { ("/usr/bin/script", ["-q", "-e", "-c", $0, "/dev/null"]) } ?? (cofreBinary, args)
+    // Standard input is always a pipe, closed once `stdin` (if any) is written.
+    let r = try ChildProcess.run(path, arguments, environment: environment, directory: directory, stdin: stdin ?? "")
+    return RunResult(status: r.status, stdout: r.stdout, stderr: r.stderr)
 }
 
 /// A working directory laid out like a checkout: `deploy/policy.example.yaml`, `keys/README.md` and,
@@ -68,7 +51,7 @@ func writeRing(_ directory: String) throws {
 
 /// A `cofre serve` process on a loopback port, stopped with SIGTERM.
 final class Server: @unchecked Sendable {
-    let process = Process()
+    let process: ChildProcess
     let port: Int
     let logPath: String
     let directory: String
@@ -80,16 +63,12 @@ final class Server: @unchecked Sendable {
         port = Int.random(in: 20000...32000)
         logPath = directory + "/serve-\(port).log"
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-        process.executableURL = URL(fileURLWithPath: cofreBinary)
-        process.arguments = ["serve", "--port", String(port)] + arguments
-        process.currentDirectoryURL = URL(fileURLWithPath: directory)
         var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("COFRE_") }
         environment.merge(env) { $1 }
-        process.environment = environment
-        let log = FileHandle(forWritingAtPath: logPath)!
-        process.standardOutput = log
-        process.standardError = log
-        try process.run()
+        // Standard output and error to one open file, the log; standard input /dev/null.
+        let log = ChildProcess.Stream.file(logPath, append: true)
+        process = try ChildProcess(cofreBinary, ["serve", "--port", String(port)] + arguments, environment: environment,
+                                   directory: directory, stdout: log, stderr: log)
     }
 
     var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
@@ -110,16 +89,7 @@ final class Server: @unchecked Sendable {
         var args = ["-s", "--max-time", "30", "-o", "-", "-w", "\n%{http_code}", "-X", method, "http://127.0.0.1:\(port)\(path)", "-H", "Content-Type: application/json"]
         if let key { args += ["-H", "Authorization: Bearer \(key)"] }
         if let body { args += ["--data-binary", body] }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-        p.arguments = args
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self)
+        let text = try ChildProcess.run("/usr/bin/curl", args).stdout
         guard let nl = text.lastIndex(of: "\n") else { return (0, text) }
         return (Int(text[text.index(after: nl)...]) ?? 0, String(text[..<nl]))
     }
@@ -131,7 +101,7 @@ final class Server: @unchecked Sendable {
 
     /// SIGKILL: the process dies at once, wherever it is (a crash, as far as the vault can tell).
     func kill9() {
-        kill(process.processIdentifier, SIGKILL)
+        process.kill()
         process.waitUntilExit()
     }
 
@@ -139,7 +109,7 @@ final class Server: @unchecked Sendable {
     func stop() async throws -> Int32 {
         process.terminate()
         for _ in 0..<100 where process.isRunning { try await Task.sleep(for: .milliseconds(100)) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL); Issue.record("server ignored SIGTERM") }
+        if process.isRunning { process.kill(); Issue.record("server ignored SIGTERM") }
         process.waitUntilExit()
         return process.terminationStatus
     }

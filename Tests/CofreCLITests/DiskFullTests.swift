@@ -73,11 +73,7 @@ struct DiskFullTests {
     }
 
     private func sh(_ command: String) -> Int32 {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/sh")
-        p.arguments = ["-c", command + " >/dev/null 2>&1"]
-        do { try p.run() } catch { return -1 }
-        p.waitUntilExit()
+        guard let p = try? ChildProcess("/bin/sh", ["-c", command + " >/dev/null 2>&1"]) else { return -1 }
         return p.terminationStatus
     }
 }

@@ -78,15 +78,8 @@ struct NewcomerTests {
         let dir = try makeWorkdir()
         let server = try Server(directory: dir)
         try await server.waitReady()
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-        p.arguments = ["-s", "-i", "--max-time", "30", "http://127.0.0.1:\(server.port)/healthz",
-                       "-H", "X-Padding: " + String(repeating: "a", count: 100_000)]
-        let out = Pipe()
-        p.standardOutput = out
-        try p.run()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
+        let text = try ChildProcess.run("/usr/bin/curl", ["-s", "-i", "--max-time", "30", "http://127.0.0.1:\(server.port)/healthz",
+                                                         "-H", "X-Padding: " + String(repeating: "a", count: 100_000)]).stdout
         #expect(text.hasPrefix("HTTP/1.1 400"), "\(text.prefix(200))")
         #expect(text.lowercased().contains("x-request-id: req_"))
         #expect(text.lowercased().contains("content-type: application/json"))

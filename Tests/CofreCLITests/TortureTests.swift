@@ -169,16 +169,11 @@ struct TortureTests {
 
         // A rewrap killed half-way completes when run again.
         #expect(try runCofre(["keys", "rotate"] + stores, in: dir).status == 0)
-        let rewrap = Process()
-        rewrap.executableURL = URL(fileURLWithPath: cofreBinary)
-        rewrap.arguments = ["keys", "rewrap", "--batch-size", "5"] + stores
-        rewrap.currentDirectoryURL = URL(fileURLWithPath: dir)
-        rewrap.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("COFRE_") }
-        rewrap.standardOutput = FileHandle.nullDevice
-        rewrap.standardError = FileHandle.nullDevice
-        try rewrap.run()
+        let rewrap = try ChildProcess(cofreBinary, ["keys", "rewrap", "--batch-size", "5"] + stores,
+                                      environment: ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("COFRE_") },
+                                      directory: dir)
         try await Task.sleep(for: .milliseconds(300))
-        kill(rewrap.processIdentifier, SIGKILL)
+        rewrap.kill()
         rewrap.waitUntilExit()
         let rest = try runCofre(["keys", "rewrap"] + stores, in: dir)
         #expect(rest.status == 0 && rest.stdout.contains("0 remain"), "\(rest.stdout)\(rest.stderr)")

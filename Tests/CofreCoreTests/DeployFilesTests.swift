@@ -84,15 +84,8 @@ struct DeployFilesTests {
         // Verify a copy whose ExecStart points at a binary that exists here.
         let dir = try makeTempDirectory()
         try unit.replacingOccurrences(of: "/usr/local/bin/cofre", with: "/bin/true").write(toFile: dir + "/cofre.service", atomically: true, encoding: .utf8)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: analyze)
-        p.arguments = ["verify", dir + "/cofre.service"]
-        let err = Pipe()
-        p.standardError = err
-        p.standardOutput = FileHandle.nullDevice
-        try p.run()
-        let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
+        let p = try ChildProcess(analyze, ["verify", dir + "/cofre.service"], stderr: .pipe)
+        let message = String(decoding: try p.communicate().stderr, as: UTF8.self)
         #expect(p.terminationStatus == 0, "\(message)")
     }
 }

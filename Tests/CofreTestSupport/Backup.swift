@@ -56,14 +56,8 @@ extension TestVault {
     }
 
     func run(_ tool: String, _ args: [String]) throws {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: tool)
-        p.arguments = args
-        let err = Pipe()
-        p.standardError = err
-        try p.run()
-        let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
+        let p = try ChildProcess(tool, args, stderr: .pipe)
+        let message = String(decoding: try p.communicate().stderr, as: UTF8.self)
         guard p.terminationStatus == 0 else { throw BackupError(description: "\(tool) failed: \(message)") }
     }
 }
