@@ -172,6 +172,16 @@ let package = Package(
             path: "Tests/CofreTestSupport",
             swiftSettings: swiftSettings
         ),
+        // The webhook receiver that notification tests start (a real HTTP server on a loopback port).
+        .target(
+            name: "CofreTestReceiver",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/CofreTestReceiver",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "CofreCryptoTests",
             dependencies: ["CofreCrypto"],
@@ -186,7 +196,7 @@ let package = Package(
         .testTarget(
             name: "CofreHTTPTests",
             dependencies: [
-                "CofreHTTP", "CofreAPI", "CofreClient", "CofreCore", "CofreCrypto", "CofreSQLite", "CofreTestSupport",
+                "CofreHTTP", "CofreAPI", "CofreClient", "CofreCore", "CofreCrypto", "CofreSQLite", "CofreTestSupport", "CofreTestReceiver",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -196,7 +206,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CofreCLITests",
-            dependencies: ["CofreAPI", "CofreTestSupport", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["CofreAPI", "CofreTestSupport", "CofreTestReceiver", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
     ]

@@ -1,0 +1,94 @@
+public import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+
+/// A real HTTP receiver on a loopback port, as a recipient of the vault's notifications would run one.
+/// It records every request and answers as scripted: a status, or hanging past the sender's timeout.
+public final class WebhookReceiver: @unchecked Sendable {
+    public struct Hit: Sendable {
+        public let path: String
+        /// Header names in lower case.
+        public let headers: [String: String]
+        public let body: Data
+        public var text: String { String(decoding: body, as: UTF8.self) }
+    }
+
+    public enum Reply: Sendable {
+        case status(Int)
+        /// Waits this long before answering 200 (longer than the sender's timeout: a timeout).
+        case hang(seconds: Double)
+    }
+
+    private let lock = NSLock()
+    private var recorded: [Hit] = []
+    private var replies: [Reply] = []
+    private var fallback: Reply = .status(200)
+    private var task: Task<Void, any Error>?
+    public private(set) var port = 0
+
+    private init() {}
+
+    /// Starts on `port` (0: any free port) and returns once it listens.
+    public static func start(port: Int = 0) async throws -> WebhookReceiver {
+        let r = WebhookReceiver()
+        let router = Router()
+        for path in ["/crm", "/bot", "/dialer", "/hook"] {
+            router.post(RouterPath(path)) { request, context -> Response in
+                var request = request
+                let body = try await request.collectBody(upTo: 1 << 20)
+                var headers: [String: String] = [:]
+                for field in request.headers { headers[field.name.canonicalName] = field.value }
+                let reply = r.record(Hit(path: path, headers: headers, body: Data(body.readableBytesView)))
+                switch reply {
+                case .status(let s):
+                    return Response(status: .init(code: s))
+                case .hang(let seconds):
+                    try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
+                    return Response(status: .ok)
+                }
+            }
+        }
+        let listening = AsyncStream<Int>.makeStream()
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)),
+                              onServerRunning: { channel in listening.continuation.yield(channel.localAddress?.port ?? 0) },
+                              logger: Logger(label: "receiver") { _ in SwiftLogNoOpLogHandler() })
+        r.task = Task { try await app.runService(gracefulShutdownSignals: []) }
+        for await p in listening.stream {
+            r.port = p
+            break
+        }
+        return r
+    }
+
+    func record(_ hit: Hit) -> Reply {
+        lock.withLock {
+            recorded.append(hit)
+            return replies.isEmpty ? fallback : replies.removeFirst()
+        }
+    }
+
+    /// The next requests' answers, in order; after them, `then`.
+    public func script(_ next: [Reply], then: Reply = .status(200)) {
+        lock.withLock {
+            replies = next
+            fallback = then
+        }
+    }
+
+    public var hits: [Hit] { lock.withLock { recorded } }
+
+    public func url(_ path: String) -> String { "http://127.0.0.1:\(port)\(path)" }
+
+    /// Waits (bounded) until at least `count` requests arrived.
+    public func waitForHits(_ count: Int, seconds: Double = 30) async throws -> [Hit] {
+        let deadline = Date().addingTimeInterval(seconds)
+        while hits.count < count && Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        return hits
+    }
+
+    public func stop() async {
+        task?.cancel()
+        _ = await task?.result
+    }
+}
