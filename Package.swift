@@ -176,6 +176,7 @@ let package = Package(
         .target(
             name: "CofreTestReceiver",
             dependencies: [
+                "CofreTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ],

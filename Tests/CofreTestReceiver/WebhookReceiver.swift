@@ -1,4 +1,5 @@
 public import Foundation
+import CofreTestSupport
 import Hummingbird
 import Logging
 import NIOCore
@@ -12,7 +13,31 @@ public final class WebhookReceiver: @unchecked Sendable {
         public let headers: [String: String]
         public let body: Data
         public var text: String { String(decoding: body, as: UTF8.self) }
+
+        /// Whether a receiver that follows the published algorithm (Standard Webhooks) accepts this
+        /// request's signature under `secret`: checked by Python's hmac module, as the README's receiver
+        /// code does, not by the vault's own code.
+        public func verifies(secret: String) throws -> Bool {
+            let script = """
+                import base64, hashlib, hmac, json, sys
+                d = json.load(sys.stdin)
+                secret = d["secret"]
+                key = base64.b64decode(secret[len("whsec_"):]) if secret.startswith("whsec_") else secret.encode()
+                signed = (d["id"] + "." + d["timestamp"] + ".").encode() + base64.b64decode(d["body"])
+                expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+                ok = any(hmac.compare_digest(expected, s.split(",", 1)[1]) for s in d["signature"].split() if s.startswith("v1,"))
+                print("ok" if ok else "bad")
+                """
+            let input: [String: String] = ["secret": secret, "id": headers["webhook-id"] ?? "", "timestamp": headers["webhook-timestamp"] ?? "",
+                                           "signature": headers["webhook-signature"] ?? "", "body": body.base64EncodedString()]
+            let stdin = String(decoding: try JSONEncoder().encode(input), as: UTF8.self)
+            let r = try ChildProcess.run("/usr/bin/python3", ["-c", script], stdin: stdin)
+            guard r.status == 0 else { throw VerifierFailed(stderr: r.stderr) }
+            return r.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "ok"
+        }
     }
+
+    public struct VerifierFailed: Error { public let stderr: String }
 
     public enum Reply: Sendable {
         case status(Int)
