@@ -27,10 +27,12 @@ struct ServeCommand: AsyncParsableCommand {
         guard let retryBase = Double(retryText), retryBase >= 0.1, retryBase <= 3600 else {
             throw CLIError("COFRE_WEBHOOK_RETRY_BASE_SECONDS must be a number of seconds from 0.1 to 3600")
         }
-        let environment = ProcessInfo.processInfo.environment
         try PortCheck.ensureFree(host: host, port: port)
+        let secrets = SecretsBox()
         try await Bootstrap.withVault(resolved, logger: logger, serve: true, checkPolicy: { policy in
-            _ = try Self.webhookSecrets(policy, environment, file: resolved.policy)
+            // Read once, before any store is touched, then removed from the environment (like COFRE_KEK).
+            secrets.value = try Self.webhookSecrets(policy, ProcessInfo.processInfo.environment, file: resolved.policy)
+            for hook in policy.services.values.compactMap(\.webhook) { unsetenv(hook.secretEnv) }
         }) { vault in
             await vault.checkAuditChainOnStart()
             logger.info("cofre starting", metadata: [
@@ -61,7 +63,7 @@ struct ServeCommand: AsyncParsableCommand {
             var config = vault.deliveryConfig
             config.retryBase = retryBase
             let dispatcher = NotificationDispatcher(vault: vault, transport: WebhookHTTPTransport(),
-                                                    secrets: try Self.webhookSecrets(vault.policy, environment, file: resolved.policy), config: config)
+                                                    secrets: secrets.value, config: config)
             let notifier = PeriodicTask(name: "notification delivery", interval: .seconds(1), runAtStart: true, logger: logger) {
                 try await dispatcher.runOnce()
             }
@@ -71,6 +73,16 @@ struct ServeCommand: AsyncParsableCommand {
             try? await vault.removeInstance(me)
         }
         logger.info("cofre stopped")
+    }
+}
+
+/// The webhook secrets, read before the vault opens and used once it serves.
+final class SecretsBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var secrets = WebhookSecrets([:])
+    var value: WebhookSecrets {
+        get { lock.withLock { secrets } }
+        set { lock.withLock { secrets = newValue } }
     }
 }
 

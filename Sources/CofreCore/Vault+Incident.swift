@@ -65,6 +65,8 @@ extension Vault {
             let head = try await store.lastAuditEvent()?.seq ?? 0
             var a = draft(p, action: .incidentScope, requestID: requestID, decision: .allow)
             a.target = policy.services[service] == nil ? unknownName(service) : service
+            // The window scoped, for auditors: since/until[/detected_at].
+            a.ref = ([since, until] + (detectedAt.map { [$0] } ?? [])).map(WireJSON.formatDate).joined(separator: "/")
             try await store.appendAudit([a])
             return IncidentScan(service: service, since: since, until: until, detectedAt: detectedAt, notifyBy: deadline?.end,
                                 notifyByDate: deadline?.day, through: head)

@@ -114,8 +114,7 @@ public final class NotificationDispatcher: Sendable {
         let events = try await vault.store.pendingOutbox(atOrBefore: now.addingTimeInterval(-config.settle), limit: 200)
         var done = 0
         for e in events {
-            let recipients = try await vault.store.revealRecipients(subject: e.subject)
-            let targets = recipients.filter { vault.policy.services[$0]?.webhook != nil }.sorted()
+            let targets = try await recipients(of: e.subject).filter { vault.policy.services[$0]?.webhook != nil }.sorted()
             let payload = WebhookEventPayload(type: e.type, subject: e.subject, fields: e.fields, purpose: e.purpose, at: e.at)
             let body = String(decoding: try WireJSON.encoder.encode(payload), as: UTF8.self)
             let deliveries = try targets.map { service in
@@ -131,6 +130,19 @@ public final class NotificationDispatcher: Sendable {
             VaultMetrics.deliveriesCreated(deliveries.count)
         }
         return done
+    }
+
+    /// The services that received a value of the subject: an allowed reveal of a field at a level that
+    /// shows one (`plain` or `masked`). A reveal only `redacted` under the current policy said that the
+    /// field exists, not what it holds; one under a purpose the policy no longer names counts, to be safe.
+    func recipients(of subject: String) async throws -> Set<String> {
+        var out: Set<String> = []
+        for r in try await vault.store.revealRecipients(subject: subject) where !out.contains(r.service) {
+            let level = r.purpose.flatMap { vault.policy.purposes[$0] }.map { purpose in r.fields.map { purpose.fields[$0] } }
+            let onlyRedacted = level.map { levels in !levels.isEmpty && levels.allSatisfy { $0 == .redacted } } ?? false
+            if !onlyRedacted { out.insert(r.service) }
+        }
+        return out
     }
 
     /// Tries every due delivery, a few at a time.
@@ -186,7 +198,8 @@ public final class NotificationDispatcher: Sendable {
         var next = at
         if delivered {
             status = .delivered
-        } else if result == nil || at >= d.retryUntil {
+        } else if at >= d.retryUntil {
+            // A missing webhook (an instance on an older policy during a rollout) is retried like any failure.
             status = .failed
         } else {
             status = .pending

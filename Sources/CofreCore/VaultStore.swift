@@ -49,8 +49,9 @@ public protocol VaultStore: Sendable {
     func instances() async throws -> [InstanceHeartbeat]
     /// Notifications not yet fanned out whose change is at or before `atOrBefore`, oldest first.
     func pendingOutbox(atOrBefore: Date, limit: Int) async throws -> [OutboxEvent]
-    /// The services that were ever allowed to reveal a value of the subject (allowed `detokenize` events).
-    func revealRecipients(subject: String) async throws -> Set<String>
+    /// Who was ever allowed to reveal what of the subject: the distinct (service, purpose, fields) of its
+    /// allowed `detokenize` events.
+    func revealRecipients(subject: String) async throws -> Set<RevealRecord>
     /// Deliveries matching `query`, in store order.
     func deliveries(_ query: DeliveryQuery) async throws -> [DeliveryRecord]
     /// A delivery's attempt log, oldest first.
@@ -155,8 +156,21 @@ public enum WriteOp: Sendable {
     /// `.conflict` when `owner` no longer holds it at `attempt.attempt - 1` attempts.
     case recordDeliveryAttempt(DeliveryAttemptRecord, owner: String, status: DeliveryStatus, nextAttemptAt: Date)
     /// Makes a pending or failed delivery due at `at`, retried until `retryUntil`; `.notFound` when
-    /// there is no such delivery, `.conflict` when it was delivered.
+    /// there is no such delivery, `.conflict` when it was delivered. A lease in force is kept, so an
+    /// attempt in flight is neither doubled nor left unrecorded.
     case retryDelivery(id: String, at: Date, retryUntil: Date)
+}
+
+/// One kind of allowed reveal of a subject, from the audit log (`VaultStore.revealRecipients`).
+public struct RevealRecord: Sendable, Hashable {
+    public let service: String
+    public let purpose: String?
+    public let fields: [String]
+    public init(service: String, purpose: String?, fields: [String]) {
+        self.service = service
+        self.purpose = purpose
+        self.fields = fields
+    }
 }
 
 /// A position in the subject-ordered scan of `VaultStore.accessEvents`.

@@ -330,8 +330,7 @@ public final class PostgresVaultStore: VaultStore {
             guard let status else { throw StoreError(.notFound) }
             guard status != DeliveryStatus.delivered.rawValue else { throw StoreError(.conflict) }
             try await conn.run("""
-                UPDATE deliveries SET status = 'pending', next_attempt_at = \(millis(at)), retry_until = \(millis(until)),
-                    lease_owner = NULL, lease_until = NULL WHERE id = \(id)
+                UPDATE deliveries SET status = 'pending', next_attempt_at = \(millis(at)), retry_until = \(millis(until)) WHERE id = \(id)
                 """, logger: log)
         }
     }
@@ -622,11 +621,14 @@ public final class PostgresVaultStore: VaultStore {
         return out
     }
 
-    public func revealRecipients(subject: String) async throws -> Set<String> {
-        var out: Set<String> = []
-        for try await s in try await client.run("""
-            SELECT DISTINCT service FROM audit_events WHERE subject_id = \(subject) AND action = \(AuditAction.detokenize.rawValue) AND decision = 'allow'
-            """, logger: log).decode(String.self) { out.insert(s) }
+    public func revealRecipients(subject: String) async throws -> Set<RevealRecord> {
+        var out: Set<RevealRecord> = []
+        for try await (service, purpose, fields) in try await client.run("""
+            SELECT DISTINCT service, purpose, fields FROM audit_events
+            WHERE subject_id = \(subject) AND action = \(AuditAction.detokenize.rawValue) AND decision = 'allow'
+            """, logger: log).decode((String, String?, String).self) {
+            out.insert(RevealRecord(service: service, purpose: purpose, fields: fields.isEmpty ? [] : fields.split(separator: ",").map(String.init)))
+        }
         return out
     }
 

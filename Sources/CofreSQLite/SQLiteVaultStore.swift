@@ -437,7 +437,7 @@ public final class SQLiteVaultStore: VaultStore {
             }
             guard status != DeliveryStatus.delivered.rawValue else { throw StoreError(.conflict) }
             try db.execute(sql: """
-                UPDATE deliveries SET status = 'pending', next_attempt_at = ?, retry_until = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?
+                UPDATE deliveries SET status = 'pending', next_attempt_at = ?, retry_until = ? WHERE id = ?
                 """, arguments: [SQLiteDatabase.millis(at), SQLiteDatabase.millis(until), id])
         }
     }
@@ -680,11 +680,14 @@ public final class SQLiteVaultStore: VaultStore {
         }
     }
 
-    public func revealRecipients(subject: String) async throws -> Set<String> {
+    public func revealRecipients(subject: String) async throws -> Set<RevealRecord> {
         try await pool.read { db in
-            Set(try String.fetchAll(db, sql: """
-                SELECT DISTINCT service FROM audit_events WHERE subject_id = ? AND action = ? AND decision = 'allow'
-                """, arguments: [subject, AuditAction.detokenize.rawValue]))
+            Set(try Row.fetchAll(db, sql: """
+                SELECT DISTINCT service, purpose, fields FROM audit_events WHERE subject_id = ? AND action = ? AND decision = 'allow'
+                """, arguments: [subject, AuditAction.detokenize.rawValue]).map { row in
+                let fields: String = row["fields"]
+                return RevealRecord(service: row["service"], purpose: row["purpose"], fields: fields.isEmpty ? [] : fields.split(separator: ",").map(String.init))
+            })
         }
     }
 

@@ -21,6 +21,8 @@ struct NotificationTests {
         policy.services["crm"]!.webhook = Webhook(url: receiver.url("/crm"), secretEnv: "CRM_WEBHOOK_SECRET")
         policy.services["whatsapp-bot"]!.webhook = Webhook(url: receiver.url("/bot"), secretEnv: "BOT_WEBHOOK_SECRET")
         policy.services["dialer"]!.webhook = Webhook(url: receiver.url("/dialer"), secretEnv: "DIALER_WEBHOOK_SECRET")
+        // The dialer may learn that a CPF exists, never what it is: that alone does not make it a recipient.
+        policy.purposes["collection-dialer"]!.fields["cpf"] = .redacted
         return policy
     }
 
@@ -71,7 +73,10 @@ struct NotificationTests {
         let s = try await Self.setup()
         defer { Task { await s.receiver.stop() } }
         try await withAPI(s.tv) { api in
-            let (subject, _) = try await Self.revealedSubject(api, s, ref: "c-1")
+            let (subject, tokens) = try await Self.revealedSubject(api, s, ref: "c-1")
+            let dialer = try await s.tv.principal("dialer").key
+            let redacted = try await api.detokenize(key: dialer, purpose: "collection-dialer", [tokens["cpf"]!])
+            #expect(redacted.results.first?.reveal == .redacted && redacted.results.first?.value == nil)
             // Another subject nobody revealed: its correction tells no one.
             let quiet = try await api.createSubject(key: s.crm, ref: "c-2", ["name": "João", "phone": "(21) 91111-2222"])
             #expect(try await api.putFields(key: s.crm, subject: try quiet.subject, ["phone": "(21) 93333-4444"]).status == .ok)
@@ -82,7 +87,7 @@ struct NotificationTests {
             #expect(s.receiver.hits.isEmpty)
             try await Self.deliver(s)
             let hits = s.receiver.hits
-            #expect(hits.count == 1, "only the bot revealed a value of the subject (the CRM created it but never read it)")
+            #expect(hits.count == 1, "only the bot revealed a value (the CRM created the subject but never read it; the dialer saw only that a CPF exists)")
             let hit = try #require(hits.first)
             #expect(hit.path == "/bot")
             let payload = try WireJSON.decoder.decode(WebhookEventPayload.self, from: hit.body)

@@ -68,7 +68,7 @@ public final class FailingAuditStore: VaultStore, @unchecked Sendable {
     public func hasData() async throws -> Bool { try await base.hasData() }
     public func instances() async throws -> [InstanceHeartbeat] { try await base.instances() }
     public func pendingOutbox(atOrBefore: Date, limit: Int) async throws -> [OutboxEvent] { try await base.pendingOutbox(atOrBefore: atOrBefore, limit: limit) }
-    public func revealRecipients(subject: String) async throws -> Set<String> { try await base.revealRecipients(subject: subject) }
+    public func revealRecipients(subject: String) async throws -> Set<RevealRecord> { try await base.revealRecipients(subject: subject) }
     public func deliveries(_ query: DeliveryQuery) async throws -> [DeliveryRecord] { try await base.deliveries(query) }
     public func deliveryAttempts(delivery: String) async throws -> [DeliveryAttemptRecord] { try await base.deliveryAttempts(delivery: delivery) }
     public func accessEvents(service: String, since: Date, until: Date, through: Int64, after: AccessCursor?, limit: Int) async throws -> [AuditEvent] {
