@@ -60,6 +60,10 @@ extension Vault {
             throw VaultError.badRequest("'service' must be a service name")
         }
         guard since < until else { throw VaultError.badRequest("'since' must be before 'until'") }
+        // Its deadline must still be a four-digit year (RFC 3339).
+        if let detectedAt, detectedAt > Date(timeIntervalSince1970: 253_370_764_800) {  // 9999-01-01
+            throw VaultError.badRequest("'detected_at' is out of range")
+        }
         let deadline = detectedAt.map { BusinessDays.deadline(after: $0, holidays: policy.contactRules.nationalHolidays) }
         do {
             let head = try await store.lastAuditEvent()?.seq ?? 0
