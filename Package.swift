@@ -116,7 +116,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             // docs/openapi.yaml (linked here), compiled into the binary and served at /v1/openapi.json.
-            resources: [.embedInCode("openapi.yaml")],
+            // The console's stylesheet and script, served from the binary (no CDN, no network at runtime).
+            resources: [.embedInCode("openapi.yaml"), .embedInCode("Console/console.css"), .embedInCode("Console/console.js")],
             swiftSettings: swiftSettings
         ),
         .target(

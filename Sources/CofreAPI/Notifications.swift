@@ -199,3 +199,49 @@ public struct IncidentScopeResponse: Codable, Sendable, Equatable {
     /// The CSV form's header (one row per subject; fields and purposes joined with `;`).
     public static let csvHeader = "subject,fields,purposes,accesses,first_access,last_access"
 }
+
+/// `GET /v1/audit/stats` (auditor): reveal decisions (one per token of a `detokenize`) counted per time
+/// bucket, by purpose, by denial code and, for allowed ones, by service — the console's charts.
+public struct AuditStatsResponse: Codable, Sendable, Equatable {
+    public struct Decisions: Codable, Sendable, Equatable {
+        public var allow: Int
+        public var deny: Int
+        public init(allow: Int = 0, deny: Int = 0) {
+            self.allow = allow
+            self.deny = deny
+        }
+    }
+
+    public struct Bucket: Codable, Sendable, Equatable {
+        public let start: Date
+        public var byPurpose: [String: Decisions]
+        public var byCode: [String: Int]
+        public var revealsByService: [String: Int]
+        public init(start: Date, byPurpose: [String: Decisions] = [:], byCode: [String: Int] = [:], revealsByService: [String: Int] = [:]) {
+            self.start = start
+            self.byPurpose = byPurpose
+            self.byCode = byCode
+            self.revealsByService = revealsByService
+        }
+        enum CodingKeys: String, CodingKey {
+            case start
+            case byPurpose = "by_purpose", byCode = "by_code", revealsByService = "reveals_by_service"
+        }
+    }
+
+    public let since: Date
+    public let until: Date
+    /// `hour` or `day` (UTC).
+    public let bucket: String
+    /// Every bucket of the window, oldest first, empty ones included.
+    public let buckets: [Bucket]
+    /// The whole window.
+    public let totals: Bucket
+    public init(since: Date, until: Date, bucket: String, buckets: [Bucket], totals: Bucket) {
+        self.since = since
+        self.until = until
+        self.bucket = bucket
+        self.buckets = buckets
+        self.totals = totals
+    }
+}

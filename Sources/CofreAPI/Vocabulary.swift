@@ -115,6 +115,15 @@ public struct AuditAction: RawRepresentable, Hashable, Sendable, Codable, Custom
     public static let auditRead = AuditAction("audit.read")
     public static let auditVerify = AuditAction("audit.verify")
     public static let auditCheckpoint = AuditAction("audit.checkpoint")
+    /// The aggregate counts behind the console's charts (`GET /v1/audit/stats`).
+    public static let auditStats = AuditAction("audit.stats")
+    // The console (dpo, auditor)
+    public static let consoleLogin = AuditAction("console.login")
+    public static let consoleLogout = AuditAction("console.logout")
+    /// The DPO looked a subject up by id, external reference or searchable value (the value only as a keyed hash).
+    public static let subjectFind = AuditAction("subject.find")
+    /// The DPO opened a subject's overview: statuses, consents, contact attempts, access history; no values.
+    public static let subjectView = AuditAction("subject.view")
     // Operator
     public static let serviceIssue = AuditAction("service.issue")
     public static let serviceRevoke = AuditAction("service.revoke")
@@ -129,7 +138,8 @@ public struct AuditAction: RawRepresentable, Hashable, Sendable, Codable, Custom
         .consentRead, .consentRecord, .consentGrant, .consentRevoke, .objectionRecord, .objectionWithdraw,
         .subjectExport, .subjectErase, .retentionShred,
         .deliveryAttempt, .deliveryRead, .deliveryRetry, .incidentScope,
-        .auditRead, .auditVerify, .auditCheckpoint,
+        .auditRead, .auditVerify, .auditCheckpoint, .auditStats,
+        .consoleLogin, .consoleLogout, .subjectFind, .subjectView,
         .serviceIssue, .serviceRevoke, .keysRotate, .keysRewrap, .keysRetire, .keysPurge, .keysSweep,
     ]
 }

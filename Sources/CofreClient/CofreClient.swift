@@ -199,6 +199,11 @@ public struct CofreClient: Sendable {
         try await send(.GET, "/v1/audit/events", query: query.items)
     }
 
+    /// Reveal decisions counted per hour or day, by purpose, denial code and service.
+    public func auditStats(since: Date, until: Date, bucket: String = "hour") async throws(CofreClientError) -> AuditStatsResponse {
+        try await send(.GET, "/v1/audit/stats", query: [("since", WireJSON.formatDate(since)), ("until", WireJSON.formatDate(until)), ("bucket", bucket)])
+    }
+
     /// Verifies the chain, and against `checkpoint` when given (a log cut back or rewritten before it).
     public func verifyAudit(checkpoint: AuditCheckpoint? = nil) async throws(CofreClientError) -> VerifyResponse {
         var query: [(String, String)] = []

@@ -47,6 +47,11 @@ public protocol VaultStore: Sendable {
     func hasData() async throws -> Bool
     /// Every serving instance's last heartbeat.
     func instances() async throws -> [InstanceHeartbeat]
+    /// The subject holding this external-reference hash (none after its erasure released it).
+    func subjects(externalRefHash: String) async throws -> [String]
+    /// Allowed and denied `detokenize` decisions with `since <= time < until`, counted per bucket of
+    /// `bucketMillis` (from the epoch), purpose, service, decision and code.
+    func auditStats(since: Date, until: Date, bucketMillis: Int64) async throws -> [AuditStatRow]
     /// Notifications not yet fanned out whose change is at or before `atOrBefore`, oldest first.
     func pendingOutbox(atOrBefore: Date, limit: Int) async throws -> [OutboxEvent]
     /// Who was ever allowed to reveal what of the subject: the distinct (service, purpose, fields) of its
@@ -159,6 +164,25 @@ public enum WriteOp: Sendable {
     /// there is no such delivery, `.conflict` when it was delivered. A lease in force is kept, so an
     /// attempt in flight is neither doubled nor left unrecorded.
     case retryDelivery(id: String, at: Date, retryUntil: Date)
+}
+
+/// One group of `VaultStore.auditStats`.
+public struct AuditStatRow: Sendable, Equatable {
+    /// The bucket's index: its start is `bucket * bucketMillis` ms after the epoch.
+    public let bucket: Int64
+    public let purpose: String?
+    public let service: String
+    public let decision: AuditDraft.Decision
+    public let code: String?
+    public let count: Int
+    public init(bucket: Int64, purpose: String?, service: String, decision: AuditDraft.Decision, code: String?, count: Int) {
+        self.bucket = bucket
+        self.purpose = purpose
+        self.service = service
+        self.decision = decision
+        self.code = code
+        self.count = count
+    }
 }
 
 /// One kind of allowed reveal of a subject, from the audit log (`VaultStore.revealRecipients`).

@@ -41,6 +41,7 @@ func buildRoutes(vault: Vault) -> RouteRecorder {
     AuditAPI(vault: vault, auth: api).register(on: routes)
     RightsAPI(vault: vault, auth: api).register(on: routes)
     NotifyAPI(vault: vault, auth: api).register(on: routes)
+    ConsoleRoutes(vault: vault).register(on: routes)
     routes.freeze()
     return routes
 }

@@ -44,6 +44,13 @@ struct AuditAPI: Sendable {
             return try VaultAPI.json(VerifyResponse(ok: r.ok, events: r.events, head: r.head, firstBadSeq: r.firstBadSeq, reason: r.reason,
                                                     broken: r.broken.map { .init(from: $0.from, to: $0.to, reason: $0.reason) }))
         }
+        routes.get("/v1/audit/stats") { request, context in
+            let principal = try await auth.authorize(request, context, .init(roles: [.auditor]), action: .auditStats)
+            let q = try Self.parameters(request, allowed: ["since", "until", "bucket"])
+            guard let since = q["since"], let until = q["until"] else { throw VaultError.badRequest("'since' and 'until' are required") }
+            return try VaultAPI.json(try await vault.auditStats(principal, since: try Self.date(since, "since"), until: try Self.date(until, "until"),
+                                                                bucket: q["bucket"] ?? "hour", requestID: context.requestID))
+        }
         routes.get("/v1/audit/checkpoint") { request, context in
             let principal = try await auth.authorize(request, context, .init(roles: [.auditor]), action: .auditCheckpoint)
             _ = try Self.parameters(request, allowed: [])

@@ -608,6 +608,27 @@ public final class PostgresVaultStore: VaultStore {
         return n
     }
 
+    public func subjects(externalRefHash: String) async throws -> [String] {
+        var out: [String] = []
+        for try await id in try await client.run("SELECT id FROM subjects WHERE external_ref_hash = \(externalRefHash)", logger: log).decode(String.self) {
+            out.append(id)
+        }
+        return out
+    }
+
+    public func auditStats(since: Date, until: Date, bucketMillis: Int64) async throws -> [AuditStatRow] {
+        var out: [AuditStatRow] = []
+        for try await (bucket, purpose, service, decision, code, n) in try await client.run("""
+            SELECT time / \(bucketMillis) AS bucket, purpose, service, decision, code, COUNT(*) FROM audit_events
+            WHERE action = \(AuditAction.detokenize.rawValue) AND time >= \(PostgresDatabase.millis(since)) AND time < \(PostgresDatabase.millis(until))
+            GROUP BY bucket, purpose, service, decision, code
+            """, logger: log).decode((Int64, String?, String, String, String?, Int64).self) {
+            out.append(AuditStatRow(bucket: bucket, purpose: purpose, service: service, decision: AuditDraft.Decision(rawValue: decision) ?? .deny,
+                                    code: code, count: Int(n)))
+        }
+        return out
+    }
+
     public func pendingOutbox(atOrBefore: Date, limit: Int) async throws -> [OutboxEvent] {
         var out: [OutboxEvent] = []
         for try await (id, type, subject, fields, purpose, at) in try await client.run("""

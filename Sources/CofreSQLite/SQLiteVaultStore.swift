@@ -666,6 +666,23 @@ public final class SQLiteVaultStore: VaultStore {
         }
     }
 
+    public func subjects(externalRefHash: String) async throws -> [String] {
+        try await pool.read { db in try String.fetchAll(db, sql: "SELECT id FROM subjects WHERE external_ref_hash = ?", arguments: [externalRefHash]) }
+    }
+
+    public func auditStats(since: Date, until: Date, bucketMillis: Int64) async throws -> [AuditStatRow] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT time / ? AS bucket, purpose, service, decision, code, COUNT(*) AS n FROM audit_events
+                WHERE action = ? AND time >= ? AND time < ?
+                GROUP BY bucket, purpose, service, decision, code
+                """, arguments: [bucketMillis, AuditAction.detokenize.rawValue, SQLiteDatabase.millis(since), SQLiteDatabase.millis(until)]).map { row in
+                AuditStatRow(bucket: row["bucket"], purpose: row["purpose"], service: row["service"],
+                             decision: AuditDraft.Decision(rawValue: row["decision"]) ?? .deny, code: row["code"], count: row["n"])
+            }
+        }
+    }
+
     public func pendingOutbox(atOrBefore: Date, limit: Int) async throws -> [OutboxEvent] {
         try await pool.read { db in
             try Row.fetchAll(db, sql: """

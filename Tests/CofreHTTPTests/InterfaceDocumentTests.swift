@@ -52,7 +52,8 @@ struct InterfaceDocumentTests {
     @Test("GET /v1/openapi.json serves docs/openapi.yaml, and its operations are exactly the routes the router serves")
     func routesMatchDocument() async throws {
         let tv = try await TestVault.make()
-        let served = Set(servedRoutes(vault: tv.vault).map(\.description))
+        // The console (/console/…) is HTML for people, not part of the JSON API the document describes.
+        let served = Set(servedRoutes(vault: tv.vault).filter { !$0.path.hasPrefix("/console") }.map(\.description))
         #expect(served.count > 15)
         try await withAPI(tv) { api in
             let r = try await api.call(.get, "/v1/openapi.json")

@@ -1,0 +1,71 @@
+import CofreCore
+import CofreCrypto
+import Foundation
+
+/// The console's server-side sessions (CONTRACT §11): a random id in an `HttpOnly`, `SameSite=Strict`
+/// cookie, looked up by its SHA-256; 30 minutes idle; a CSRF token per session. Kept in this
+/// instance's memory: behind several instances the console needs sticky sessions (README).
+final class ConsoleSessions: @unchecked Sendable {
+    struct Session: Sendable {
+        let principal: Principal
+        let csrf: String
+        var lastSeen: Date
+    }
+
+    static let idle: TimeInterval = 30 * 60
+    private let lock = NSLock()
+    private var sessions: [String: Session] = [:]
+    private var attempts: [String: [Date]] = [:]
+
+    /// Login attempts allowed per client address per minute.
+    static let loginsPerMinute = 10
+
+    static func digest(_ id: String) -> String { Identifiers.hex(Digest.sha256(Array(id.utf8))) }
+
+    /// A new session for `principal`; returns its id (the cookie's value).
+    func open(_ principal: Principal, now: Date) throws -> (id: String, session: Session) {
+        let id = Identifiers.base32(try Random.bytes(32))
+        let session = Session(principal: principal, csrf: Identifiers.base32(try Random.bytes(32)), lastSeen: now)
+        lock.withLock {
+            // Expired sessions go as new ones come.
+            sessions = sessions.filter { now.timeIntervalSince($0.value.lastSeen) <= Self.idle }
+            sessions[Self.digest(id)] = session
+        }
+        return (id, session)
+    }
+
+    /// The live session of this cookie value, touched; nil when unknown or idle for more than 30 minutes.
+    func session(_ id: String?, now: Date) -> Session? {
+        guard let id, !id.isEmpty, id.count <= 128 else { return nil }
+        let key = Self.digest(id)
+        return lock.withLock {
+            guard var s = sessions[key] else { return nil }
+            guard now.timeIntervalSince(s.lastSeen) <= Self.idle else {
+                sessions[key] = nil
+                return nil
+            }
+            s.lastSeen = now
+            sessions[key] = s
+            return s
+        }
+    }
+
+    func close(_ id: String?) {
+        guard let id else { return }
+        _ = lock.withLock { sessions.removeValue(forKey: Self.digest(id)) }
+    }
+
+    /// Counts a login attempt from `client`; false when it is over the minute's allowance.
+    func allowLogin(from client: String, now: Date) -> Bool {
+        lock.withLock {
+            let recent = (attempts[client] ?? []).filter { now.timeIntervalSince($0) < 60 }
+            attempts = attempts.filter { $0.value.contains { now.timeIntervalSince($0) < 60 } }
+            guard recent.count < Self.loginsPerMinute else {
+                attempts[client] = recent
+                return false
+            }
+            attempts[client] = recent + [now]
+            return true
+        }
+    }
+}
