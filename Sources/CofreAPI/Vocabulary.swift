@@ -4,7 +4,7 @@
 
 /// The release, as `cofre --version` prints it and docs/openapi.yaml's `info.version` states it.
 public enum CofreVersion {
-    public static let current = "0.15.0"
+    public static let current = "0.16.0"
 }
 
 /// An error code of `{"error":{"code":…}}` (docs/reference.md, "Errors"). Every code the vault can
