@@ -120,7 +120,13 @@ public struct CofreClient: Sendable {
     public func streamExport(subject: String, simple: Bool = false, timeout: TimeAmount = .hours(1),
                              into sink: (Data) async throws -> Void) async throws(CofreClientError) {
         let path = "/v1/subjects/\(try Self.segment(subject))/export"
-        let request = try makeRequest(.GET, path, query: simple ? [("format", "simple")] : [], body: nil)
+        try await stream(path, query: simple ? [("format", "simple")] : [], what: "export", timeout: timeout, into: sink)
+    }
+
+    /// A GET whose answer is handed to `sink` chunk by chunk as it arrives (never held whole).
+    func stream(_ path: String, query: [(String, String)], what: String, timeout: TimeAmount,
+                into sink: (Data) async throws -> Void) async throws(CofreClientError) {
+        let request = try makeRequest(.GET, path, query: query, body: nil)
         let response = try await execute(request, idempotent: true, timeout: timeout)
         guard (200..<300).contains(response.status.code) else { throw await Self.failure(response) }
         do {
@@ -128,7 +134,7 @@ public struct CofreClient: Sendable {
         } catch let e as CofreClientError {
             throw e
         } catch {
-            throw CofreClientError(status: nil, code: CofreClientError.transport, message: "the export was interrupted (\(Self.describe(error)))")
+            throw CofreClientError(status: nil, code: CofreClientError.transport, message: "the \(what) was interrupted (\(Self.describe(error)))")
         }
     }
 
@@ -171,16 +177,7 @@ public struct CofreClient: Sendable {
         var query = [("service", service), ("since", WireJSON.formatDate(since)), ("until", WireJSON.formatDate(until))]
         if let detectedAt { query.append(("detected_at", WireJSON.formatDate(detectedAt))) }
         if csv { query.append(("format", "csv")) }
-        let request = try makeRequest(.GET, "/v1/incidents/scope", query: query, body: nil)
-        let response = try await execute(request, idempotent: true, timeout: timeout)
-        guard (200..<300).contains(response.status.code) else { throw await Self.failure(response) }
-        do {
-            for try await chunk in response.body { try await sink(Data(chunk.readableBytesView)) }
-        } catch let e as CofreClientError {
-            throw e
-        } catch {
-            throw CofreClientError(status: nil, code: CofreClientError.transport, message: "the incident scope was interrupted (\(Self.describe(error)))")
-        }
+        try await stream("/v1/incidents/scope", query: query, what: "incident scope", timeout: timeout, into: sink)
     }
 
     /// The whole incident scope, decoded (for scopes that fit in memory).

@@ -15,7 +15,7 @@ struct ErrorMiddleware: RouterMiddleware {
         do {
             return try await next(request, context)
         } catch let e as VaultError {
-            var response = Self.response(status(e.kind), code: e.code, message: e.message, field: e.field,
+            var response = Self.response(Self.status(e.kind), code: e.code, message: e.message, field: e.field,
                                          subject: e.existingSubject, context: context)
             if let retryAfter = e.retryAfter { response.headers[.retryAfter] = String(retryAfter) }
             return response
@@ -44,7 +44,7 @@ struct ErrorMiddleware: RouterMiddleware {
         }
     }
 
-    func status(_ kind: VaultError.Kind) -> HTTPResponse.Status {
+    static func status(_ kind: VaultError.Kind) -> HTTPResponse.Status {
         switch kind {
         case .badRequest: .badRequest
         case .unauthenticated: .unauthorized

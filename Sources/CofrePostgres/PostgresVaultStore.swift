@@ -514,32 +514,41 @@ public final class PostgresVaultStore: VaultStore {
         return out
     }
 
-    public func auditEvents(_ q: AuditQuery) async throws -> [AuditEvent] {
-        var sql = "SELECT \(Self.auditColumns) FROM audit_events WHERE TRUE"
+    /// A `SELECT … WHERE` built from optional filters, each bound, never spliced.
+    struct Filtered {
+        var sql: String
         var binds = PostgresBindings()
-        func add(_ clause: String, _ value: String?) {
+        init(_ select: String) { sql = select + " WHERE TRUE" }
+        mutating func add(_ clause: String, _ value: String?) {
             guard let value else { return }
             binds.append(value)
             sql += " AND \(clause) $\(binds.count)"
         }
-        func add(_ clause: String, _ value: Int64?) {
+        mutating func add(_ clause: String, _ value: Int64?) {
             guard let value else { return }
             binds.append(value)
             sql += " AND \(clause) $\(binds.count)"
         }
-        add("seq >", q.after)
-        add("seq <=", q.through)
-        add("subject_id =", q.subject)
-        add("service =", q.service)
-        add("purpose =", q.purpose)
-        add("action =", q.action)
-        add("decision =", q.decision?.rawValue)
-        add("time >=", q.since.map(PostgresDatabase.millis))
-        add("time <", q.until.map(PostgresDatabase.millis))
-        add("ref =", q.ref)
-        binds.append(Int64(q.limit))
-        sql += " ORDER BY seq LIMIT $\(binds.count)"
-        return try await events(client.run(PostgresQuery(unsafeSQL: sql, binds: binds), logger: log))
+        /// Ordered by `seq`, at most `limit` rows.
+        mutating func query(limit: Int) -> PostgresQuery {
+            binds.append(Int64(limit))
+            return PostgresQuery(unsafeSQL: sql + " ORDER BY seq LIMIT $\(binds.count)", binds: binds)
+        }
+    }
+
+    public func auditEvents(_ q: AuditQuery) async throws -> [AuditEvent] {
+        var f = Filtered("SELECT \(Self.auditColumns) FROM audit_events")
+        f.add("seq >", q.after)
+        f.add("seq <=", q.through)
+        f.add("subject_id =", q.subject)
+        f.add("service =", q.service)
+        f.add("purpose =", q.purpose)
+        f.add("action =", q.action)
+        f.add("decision =", q.decision?.rawValue)
+        f.add("time >=", q.since.map(PostgresDatabase.millis))
+        f.add("time <", q.until.map(PostgresDatabase.millis))
+        f.add("ref =", q.ref)
+        return try await events(client.run(f.query(limit: q.limit), logger: log))
     }
 
     public func auditPage(after: Int64, limit: Int) async throws -> [AuditEvent] {
@@ -659,28 +668,15 @@ public final class PostgresVaultStore: VaultStore {
         """
 
     public func deliveries(_ q: DeliveryQuery) async throws -> [DeliveryRecord] {
-        var sql = "SELECT \(Self.deliveryColumns) FROM deliveries WHERE TRUE"
-        var binds = PostgresBindings()
-        func add(_ clause: String, _ value: String?) {
-            guard let value else { return }
-            binds.append(value)
-            sql += " AND \(clause) $\(binds.count)"
-        }
-        func add(_ clause: String, _ value: Int64?) {
-            guard let value else { return }
-            binds.append(value)
-            sql += " AND \(clause) $\(binds.count)"
-        }
-        add("seq >", q.after)
-        add("id =", q.id)
-        add("status =", q.status?.rawValue)
-        add("service =", q.service)
-        add("subject_id =", q.subject)
-        add("next_attempt_at <=", q.dueAt.map(PostgresDatabase.millis))
-        binds.append(Int64(q.limit))
-        sql += " ORDER BY seq LIMIT $\(binds.count)"
+        var f = Filtered("SELECT \(Self.deliveryColumns) FROM deliveries")
+        f.add("seq >", q.after)
+        f.add("id =", q.id)
+        f.add("status =", q.status?.rawValue)
+        f.add("service =", q.service)
+        f.add("subject_id =", q.subject)
+        f.add("next_attempt_at <=", q.dueAt.map(PostgresDatabase.millis))
         var out: [DeliveryRecord] = []
-        let rows = try await client.run(PostgresQuery(unsafeSQL: sql, binds: binds), logger: log)
+        let rows = try await client.run(f.query(limit: q.limit), logger: log)
         for try await (seq, id, event, service, type, subject, body, status, attempts, created, next, until, last, outcome, delivered) in rows.decode(
             (Int64, String, String, String, String, String, String, String, Int32, Int64, Int64, Int64, Int64?, String?, Int64?).self) {
             guard let t = NotificationType(rawValue: type), let st = DeliveryStatus(rawValue: status) else { continue }

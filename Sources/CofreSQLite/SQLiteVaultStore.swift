@@ -585,28 +585,37 @@ public final class SQLiteVaultStore: VaultStore {
                           stored: .init(timeMillis: row["time"], fields: fields, decision: row["decision"]))
     }
 
-    public func auditEvents(_ q: AuditQuery) async throws -> [AuditEvent] {
+    /// A `SELECT … WHERE` built from optional filters, each bound, never spliced.
+    struct Filtered {
+        let select: String
         var clauses: [String] = []
         var args: [(any DatabaseValueConvertible)?] = []
-        func add(_ clause: String, _ value: (any DatabaseValueConvertible)?) {
+        init(_ select: String) { self.select = select }
+        mutating func add(_ clause: String, _ value: (any DatabaseValueConvertible)?) {
             guard let value else { return }
             clauses.append(clause)
             args.append(value)
         }
-        add("seq > ?", q.after)
-        add("seq <= ?", q.through)
-        add("subject_id = ?", q.subject)
-        add("service = ?", q.service)
-        add("purpose = ?", q.purpose)
-        add("action = ?", q.action)
-        add("decision = ?", q.decision?.rawValue)
-        add("time >= ?", q.since.map(SQLiteDatabase.millis))
-        add("time < ?", q.until.map(SQLiteDatabase.millis))
-        add("ref = ?", q.ref)
-        let sql = "SELECT * FROM audit_events" + (clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND "))
-            + " ORDER BY seq LIMIT ?"
-        args.append(q.limit)
-        let arguments = StatementArguments(args)
+        /// Ordered by `seq`, at most `limit` rows.
+        func query(limit: Int) -> (sql: String, arguments: StatementArguments) {
+            (select + (clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ")) + " ORDER BY seq LIMIT ?",
+             StatementArguments(args + [limit]))
+        }
+    }
+
+    public func auditEvents(_ q: AuditQuery) async throws -> [AuditEvent] {
+        var f = Filtered("SELECT * FROM audit_events")
+        f.add("seq > ?", q.after)
+        f.add("seq <= ?", q.through)
+        f.add("subject_id = ?", q.subject)
+        f.add("service = ?", q.service)
+        f.add("purpose = ?", q.purpose)
+        f.add("action = ?", q.action)
+        f.add("decision = ?", q.decision?.rawValue)
+        f.add("time >= ?", q.since.map(SQLiteDatabase.millis))
+        f.add("time < ?", q.until.map(SQLiteDatabase.millis))
+        f.add("ref = ?", q.ref)
+        let (sql, arguments) = f.query(limit: q.limit)
         return try await pool.read { db in try Row.fetchAll(db, sql: sql, arguments: arguments).map(Self.event) }
     }
 
@@ -709,22 +718,14 @@ public final class SQLiteVaultStore: VaultStore {
     }
 
     public func deliveries(_ q: DeliveryQuery) async throws -> [DeliveryRecord] {
-        var clauses: [String] = []
-        var args: [(any DatabaseValueConvertible)?] = []
-        func add(_ clause: String, _ value: (any DatabaseValueConvertible)?) {
-            guard let value else { return }
-            clauses.append(clause)
-            args.append(value)
-        }
-        add("seq > ?", q.after)
-        add("id = ?", q.id)
-        add("status = ?", q.status?.rawValue)
-        add("service = ?", q.service)
-        add("subject_id = ?", q.subject)
-        add("next_attempt_at <= ?", q.dueAt.map(SQLiteDatabase.millis))
-        let sql = "SELECT * FROM deliveries" + (clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ")) + " ORDER BY seq LIMIT ?"
-        args.append(q.limit)
-        let arguments = StatementArguments(args)
+        var f = Filtered("SELECT * FROM deliveries")
+        f.add("seq > ?", q.after)
+        f.add("id = ?", q.id)
+        f.add("status = ?", q.status?.rawValue)
+        f.add("service = ?", q.service)
+        f.add("subject_id = ?", q.subject)
+        f.add("next_attempt_at <= ?", q.dueAt.map(SQLiteDatabase.millis))
+        let (sql, arguments) = f.query(limit: q.limit)
         return try await pool.read { db in
             try Row.fetchAll(db, sql: sql, arguments: arguments).compactMap { row in
                 guard let type = NotificationType(rawValue: row["type"]), let status = DeliveryStatus(rawValue: row["status"]) else { return nil }

@@ -109,21 +109,6 @@ struct ConsoleRoutes: Sendable {
         return out
     }
 
-    static func status(_ kind: VaultError.Kind) -> HTTPResponse.Status {
-        switch kind {
-        case .badRequest: .badRequest
-        case .unauthenticated: .unauthorized
-        case .forbidden: .forbidden
-        case .notFound: .notFound
-        case .conflict: .conflict
-        case .payloadTooLarge: .contentTooLarge
-        case .unprocessable: .unprocessableContent
-        case .rateLimited: .tooManyRequests
-        case .unavailable: .serviceUnavailable
-        case .internalFailure: .internalServerError
-        }
-    }
-
     func errorPage(_ v: Visit, _ session: ConsoleSessions.Session?, status: HTTPResponse.Status, message: String) -> Response {
         let page = Page(lang: v.lang, title: v.lang.t("error"), principal: session?.principal, csrf: session?.csrf, path: v.path)
         return html(v, status: status, page.render("<p class=\"error\" id=\"error\">\(HTML.esc(message))</p><p><a href=\"/console/\">\(HTML.esc(v.lang.t("back")))</a></p>"))
@@ -144,7 +129,7 @@ struct ConsoleRoutes: Sendable {
         do {
             return try await body(v, session)
         } catch let e as VaultError {
-            return errorPage(v, session, status: Self.status(e.kind), message: "\(e.code.rawValue): \(e.message)")
+            return errorPage(v, session, status: ErrorMiddleware.status(e.kind), message: "\(e.code.rawValue): \(e.message)")
         }
     }
 
