@@ -9,35 +9,33 @@ import NIOCore
 /// deliveries to recipients and incident scope.
 extension ConsoleRoutes {
     func registerDPO(on routes: RouteRecorder) {
+        // The search is a POST: a CPF or an e-mail typed here must not land in a URL (history, proxies' logs).
         routes.get("/console/subjects") { request, context in
+            try await signedIn([.dpo], request, context) { v, s in page(v, s, v.lang.t("subjects"), searchForm(v, s, by: "id", q: "")) }
+        }
+        routes.post("/console/subjects") { request, context in
             try await signedIn([.dpo], request, context) { v, s in
                 let t = v.lang
-                let by = v.query["by"].nonEmpty ?? "id"
-                let searchable = vault.policy.fields.filter(\.value.searchable).keys.sorted()
-                var body = "<form method=\"get\" action=\"/console/subjects\" class=\"filters\" id=\"find\">"
-                body += "<label>\(HTML.esc(t.t("find.by")))<select name=\"by\" id=\"by\">"
-                var options = [("id", t.t("find.id")), ("external_ref", t.t("find.ref"))]
-                options += searchable.map { ("field:\($0)", "\(t.t("find.value")) \($0)") }
-                for (value, label) in options { body += "<option value=\"\(HTML.esc(value))\"\(value == by ? " selected" : "")>\(HTML.esc(label))</option>" }
-                body += "</select></label><label>\(HTML.esc(t.t("find")))<input name=\"q\" id=\"q\" autocomplete=\"off\" value=\"\(HTML.esc(v.query["q"] ?? ""))\"></label>"
-                body += "<button type=\"submit\" id=\"search\">\(HTML.esc(t.t("filter")))</button></form>"
-                if let q = v.query["q"].nonEmpty {
-                    let search: Vault.SubjectSearch
-                    if by == "id" {
-                        search = .id(q)
-                    } else if by == "external_ref" {
-                        search = .externalRef(q)
-                    } else if by.hasPrefix("field:") {
-                        search = .value(field: String(by.dropFirst(6)), q)
-                    } else {
-                        throw VaultError.badRequest("'by' must be id, external_ref or field:NAME")
-                    }
-                    let found = try await vault.findSubjects(s.principal, search, requestID: context.requestID)
-                    if found.isEmpty {
-                        body += "<p id=\"found-none\">\(HTML.esc(t.t("find.none")))</p>"
-                    } else {
-                        body += "<ul id=\"found\">" + found.map { "<li><a href=\"/console/subjects/\(HTML.esc($0))\">\(HTML.esc($0))</a></li>" }.joined() + "</ul>"
-                    }
+                let form = try await Self.form(request, context)
+                guard checkCSRF(form, s) else { return errorPage(v, s, status: .forbidden, message: t.t("csrf")) }
+                let by = form["by"].nonEmpty ?? "id"
+                var body = searchForm(v, s, by: by, q: "")
+                guard let q = form["q"].nonEmpty else { return page(v, s, t.t("subjects"), body) }
+                let search: Vault.SubjectSearch
+                if by == "id" {
+                    search = .id(q)
+                } else if by == "external_ref" {
+                    search = .externalRef(q)
+                } else if by.hasPrefix("field:") {
+                    search = .value(field: String(by.dropFirst(6)), q)
+                } else {
+                    throw VaultError.badRequest("'by' must be id, external_ref or field:NAME")
+                }
+                let found = try await vault.findSubjects(s.principal, search, requestID: context.requestID)
+                if found.isEmpty {
+                    body += "<p id=\"found-none\">\(HTML.esc(t.t("find.none")))</p>"
+                } else {
+                    body += "<ul id=\"found\">" + found.map { "<li><a href=\"/console/subjects/\(HTML.esc($0))\">\(HTML.esc($0))</a></li>" }.joined() + "</ul>"
                 }
                 return page(v, s, t.t("subjects"), body)
             }
@@ -154,6 +152,19 @@ extension ConsoleRoutes {
                 return download(csv ? NotifyAPI.csv(scan, vault: vault) : try NotifyAPI.json(scan, vault: vault), filename: name)
             }
         }
+    }
+
+    func searchForm(_ v: Visit, _ s: ConsoleSessions.Session, by: String, q: String) -> String {
+        let t = v.lang
+        let searchable = vault.policy.fields.filter(\.value.searchable).keys.sorted()
+        var body = "<form method=\"post\" action=\"/console/subjects\" class=\"filters\" id=\"find\">"
+        body += "<input type=\"hidden\" name=\"csrf\" value=\"\(HTML.esc(s.csrf))\">"
+        body += "<label>\(HTML.esc(t.t("find.by")))<select name=\"by\" id=\"by\">"
+        var options = [("id", t.t("find.id")), ("external_ref", t.t("find.ref"))]
+        options += searchable.map { ("field:\($0)", "\(t.t("find.value")) \($0)") }
+        for (value, label) in options { body += "<option value=\"\(HTML.esc(value))\"\(value == by ? " selected" : "")>\(HTML.esc(label))</option>" }
+        body += "</select></label><label>\(HTML.esc(t.t("find")))<input name=\"q\" id=\"q\" autocomplete=\"off\" value=\"\(HTML.esc(q))\"></label>"
+        return body + "<button type=\"submit\" id=\"search\">\(HTML.esc(t.t("filter")))</button></form>"
     }
 
     func overview(_ o: Vault.SubjectOverview, _ v: Visit, _ s: ConsoleSessions.Session) -> String {
