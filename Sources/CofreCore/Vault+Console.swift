@@ -84,12 +84,17 @@ extension Vault {
                 a.ref = chain.ref("external_ref", ref)
                 found = try await store.subjects(externalRefHash: externalRefHash(ref))
             case .value(let field, let value):
-                guard let spec = policy.fields[field], spec.searchable else {
+                // The same refusals and the same keyed reference as `POST /v1/lookup`, so an auditor
+                // finds a console search and an API lookup of one value alike.
+                guard let spec = policy.fields[field] else {
+                    throw VaultError(.unprocessable, .fieldUnknown, "field '\(field)' is not in the policy", field: field)
+                }
+                guard spec.searchable else {
                     throw VaultError(.unprocessable, .fieldNotSearchable, "field '\(field)' is not searchable", field: field)
                 }
                 a.target = "field:\(field)"
                 let normalized = try spec.type.normalize(value, field: field)
-                a.ref = chain.ref("lookup", normalized)
+                a.ref = chain.ref("lookup:\(field)", normalized)
                 found = try await store.lookup(field: field, hash: indexHash(field: field, normalized: normalized))
             }
             a.subject = found.count == 1 ? found[0] : nil
@@ -160,11 +165,20 @@ extension Vault {
         }
     }
 
+    /// Whether the key a console session signed in with is still live: a revoked key ends its
+    /// sessions at their next request. A store that cannot answer counts as no (fail closed).
+    public func credentialIsLive(_ p: Principal) async -> Bool {
+        guard let all = try? await store.credentials() else { return false }
+        return all.contains { $0.id == p.credentialID && $0.revokedAt == nil } && policy.services[p.name] != nil
+    }
+
     /// Records a console sign-in or sign-out (allowed or refused); the caller is the key's service
-    /// when it is known.
-    public func recordConsole(_ action: AuditAction, principal: Principal?, allowed: Bool, code: ErrorCode? = nil, requestID: String?) async throws(VaultError) {
+    /// when it is known. `target` notes refused sign-ins left out of the log before this one.
+    public func recordConsole(_ action: AuditAction, principal: Principal?, allowed: Bool, code: ErrorCode? = nil, target: String? = nil,
+                              requestID: String?) async throws(VaultError) {
         do {
             var a = draft(principal, action: action, requestID: requestID, decision: allowed ? .allow : .deny, code: code?.rawValue)
+            a.target = target
             if principal == nil {
                 // A key the vault does not know: no name to record.
                 a.service = "console"

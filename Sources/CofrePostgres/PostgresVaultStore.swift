@@ -113,6 +113,7 @@ public final class PostgresVaultStore: VaultStore {
                     http_status INTEGER, duration_ms INTEGER NOT NULL, PRIMARY KEY (delivery_id, attempt))
                 """,
                 "CREATE INDEX audit_service_subject ON audit_events (service, subject_id, seq)",
+                "CREATE INDEX audit_action_time ON audit_events (action, time)",
             ]),
         ])
     }

@@ -229,6 +229,7 @@ public final class SQLiteVaultStore: VaultStore {
                     PRIMARY KEY (delivery_id, attempt)
                 );
                 CREATE INDEX audit_service_subject ON audit_events (service, subject_id, seq);
+                CREATE INDEX audit_action_time ON audit_events (action, time);
                 """)
         }
         return m

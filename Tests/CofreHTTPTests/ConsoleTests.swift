@@ -116,6 +116,43 @@ struct ConsoleTests {
         }
     }
 
+    @Test("a revoked key ends its console sessions at their next request")
+    func revocationEndsSessions() async throws {
+        let tv = try await TestVault.make()
+        let dpo = try await tv.principal("dpo")
+        try await withAPI(tv) { api in
+            let b = ConsoleBrowser(api)
+            try await b.signIn(dpo.key)
+            #expect(try await b.get("/console/subjects").status == .ok)
+            _ = try await tv.vault.revokeServiceKeys(service: "dpo")
+            #expect(try await b.get("/console/subjects").location == "/console/login?expired=1")
+            #expect(b.cookies["cofre_session"] == nil)
+            #expect(try await b.signIn(dpo.key).status == .unauthorized)
+        }
+    }
+
+    @Test("refused sign-ins from many clients: each client is limited, and the log takes at most 60 a minute, then says how many it left out")
+    func refusalsCannotFloodTheLog() async throws {
+        let clock = TestClock()
+        let tv = try await TestVault.make(clock: clock)
+        let auditor = try await tv.principal("auditor").key
+        try await withAPI(tv) { api in
+            for i in 0..<70 {
+                let b = ConsoleBrowser(api)
+                let ip: HTTPFields = [HTTPField.Name("X-Forwarded-For")!: "203.0.113.\(i)"]
+                let login = try await b.request(.get, "/console/login", headers: ip)
+                let r = try await b.request(.post, "/console/login", form: ["csrf": login.input("csrf") ?? "", "key": "nope"], headers: ip)
+                #expect(r.status == .unauthorized)
+            }
+            clock.advance(seconds: 60)
+            let b = ConsoleBrowser(api)
+            _ = try await b.signIn("still-wrong")
+            let events = try await api.call(.get, "/v1/audit/events?action=console.login&limit=1000", key: auditor).decode(AuditEventsResponse.self).events
+            #expect(events.count == 61)
+            #expect(events.last?.target == "suppressed_10")
+        }
+    }
+
     @Test("every console answer carries a CSP without inline script or style, nosniff, no-referrer and no framing")
     func headers() async throws {
         let tv = try await TestVault.make()

@@ -12,7 +12,7 @@ extension ConsoleRoutes {
             try await signedIn([.auditor], request, context) { v, s in
                 let q = v.query
                 var query = AuditQuery(subject: q["subject"].nonEmpty, service: q["service"].nonEmpty, purpose: q["purpose"].nonEmpty,
-                                       action: q["action"].nonEmpty)
+                                       action: q["action"].nonEmpty, ref: q["ref"].nonEmpty)
                 if let d = q["decision"].nonEmpty {
                     guard let decision = AuditDraft.Decision(rawValue: d) else { throw VaultError.badRequest("'decision' must be allow or deny") }
                     query.decision = decision
@@ -22,11 +22,11 @@ extension ConsoleRoutes {
                 query.after = try q["after"].nonEmpty.map { try AuditAPI.integer($0, "after") }
                 query.through = try q["through"].nonEmpty.map { try AuditAPI.integer($0, "through") }
                 query.limit = try q["limit"].nonEmpty.map { Int(try AuditAPI.integer($0, "limit")) } ?? 50
-                let found = try await vault.auditEvents(s.principal, query: query, token: nil, requestID: context.requestID)
+                let found = try await vault.auditEvents(s.principal, query: query, token: q["token"].nonEmpty, requestID: context.requestID)
                 let t = v.lang
                 var body = try await bulkBanner(v, s, context)
                 body += "<form method=\"get\" action=\"/console/audit/events\" class=\"filters\" id=\"filters\">"
-                for key in ["subject", "service", "purpose", "action"] {
+                for key in ["subject", "service", "purpose", "action", "token", "ref"] {
                     body += "<label>\(HTML.esc(t.t(key)))<input name=\"\(key)\" id=\"f-\(key)\" value=\"\(HTML.esc(q[key] ?? ""))\"></label>"
                 }
                 body += "<label>\(HTML.esc(t.t("decision")))<select name=\"decision\" id=\"f-decision\"><option value=\"\">\(HTML.esc(t.t("any")))</option>"
@@ -39,7 +39,8 @@ extension ConsoleRoutes {
                 body += "<button type=\"submit\" id=\"apply\">\(HTML.esc(t.t("filter")))</button></form>"
                 body += eventsTable(found.events, t)
                 if let next = found.next {
-                    var items: [(String, String?)] = ["subject", "service", "purpose", "action", "decision", "since", "until", "limit"].map { ($0, q[$0].nonEmpty) }
+                    var items: [(String, String?)] = ["subject", "service", "purpose", "action", "token", "ref", "decision", "since", "until", "limit"]
+                        .map { ($0, q[$0].nonEmpty) }
                     items += [("after", String(next)), ("through", q["through"].nonEmpty ?? String(found.head))]
                     body += "<p><a id=\"next\" href=\"/console/audit/events\(HTML.esc(HTML.query(items)))\">\(HTML.esc(t.t("next"))) →</a></p>"
                 }
@@ -117,9 +118,10 @@ extension ConsoleRoutes {
 
     /// The newest `bulk_reveal` alerts, highlighted above the auditor's pages.
     func bulkBanner(_ v: Visit, _ s: ConsoleSessions.Session, _ context: CofreRequestContext) async throws -> String {
+        // The newest 20 of the last 7 days (the log reads oldest first).
         let alerts = try await vault.auditEvents(s.principal, query: AuditQuery(action: AuditAction.bulkReveal.rawValue,
-                                                                                since: vault.now.addingTimeInterval(-7 * 86400), limit: 20),
-                                                 token: nil, requestID: context.requestID).events
+                                                                                since: vault.now.addingTimeInterval(-7 * 86400), limit: 1000),
+                                                 token: nil, requestID: context.requestID).events.suffix(20).reversed()
         guard !alerts.isEmpty else { return "<p class=\"quiet\" id=\"bulk-none\">\(HTML.esc(v.lang.t("bulk.none")))</p>" }
         var out = "<div class=\"warn\" id=\"bulk-alerts\"><h2>\(HTML.esc(v.lang.t("bulk")))</h2><ul>"
         for a in alerts {

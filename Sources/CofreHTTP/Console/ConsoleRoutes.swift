@@ -123,8 +123,14 @@ struct ConsoleRoutes: Sendable {
             if request.method == .get { return redirect(v, to: "/console/login?expired=1") }
             return errorPage(v, nil, status: .unauthorized, message: v.lang.t("login.expired"))
         }
+        // A key revoked since sign-in ends its sessions now, not 30 minutes later.
+        guard await vault.credentialIsLive(session.principal) else {
+            sessions.close(Self.cookies(request)[Self.sessionCookie])
+            if request.method == .get { return redirect(v, to: "/console/login?expired=1", cookies: [Self.cookie(Self.sessionCookie, "", v, maxAge: 0)]) }
+            return errorPage(v, nil, status: .unauthorized, message: v.lang.t("login.expired"))
+        }
         guard roles.contains(session.principal.role) else {
-            return errorPage(v, session, status: .forbidden, message: "this page is not for the \(session.principal.role.rawValue) role")
+            return errorPage(v, session, status: .forbidden, message: v.lang.t("role.wrong"))
         }
         do {
             return try await body(v, session)
@@ -191,9 +197,19 @@ struct ConsoleRoutes: Sendable {
         }
         routes.post("/console/login") { request, context in
             let v = visit(request, context)
-            let client = context.remoteIP ?? "unknown"
+            // Counted per connection address and, behind a proxy, the client it names: a forged
+            // X-Forwarded-For only gives its sender a budget of its own (keys are 256 random bits).
+            let forwardedFor = request.headers[HTTPField.Name("X-Forwarded-For")!]?.split(separator: ",").first
+                .map { String($0.trimmingCharacters(in: .whitespaces).prefix(64)) }
+            let client = (context.remoteIP ?? "unknown") + "|" + (forwardedFor ?? "")
+            @Sendable func refused(_ principal: Principal?, _ code: ErrorCode) async throws {
+                let (record, suppressed) = sessions.auditRefusal(now: vault.now)
+                guard record else { return }
+                try await vault.recordConsole(.consoleLogin, principal: principal, allowed: false, code: code,
+                                              target: suppressed > 0 ? "suppressed_\(suppressed)" : nil, requestID: context.requestID)
+            }
             guard sessions.allowLogin(from: client, now: vault.now) else {
-                try await vault.recordConsole(.consoleLogin, principal: nil, allowed: false, code: .rateLimited, requestID: context.requestID)
+                try await refused(nil, .rateLimited)
                 var r = try loginPage(v, status: .tooManyRequests, message: v.lang.t("login.rate"))
                 r.headers[.retryAfter] = "60"
                 return r
@@ -206,12 +222,14 @@ struct ConsoleRoutes: Sendable {
             let principal: Principal
             do {
                 principal = try await vault.authenticate(bearer: form["key"]?.trimmingCharacters(in: .whitespaces))
-            } catch {
-                try await vault.recordConsole(.consoleLogin, principal: nil, allowed: false, code: .unauthenticated, requestID: context.requestID)
+            } catch let e as VaultError where e.kind == .unauthenticated {
+                try await refused(nil, .unauthenticated)
                 return try loginPage(v, status: .unauthorized, message: v.lang.t("login.bad"))
+            } catch let e as VaultError {
+                return try loginPage(v, status: ErrorMiddleware.status(e.kind), message: "\(e.code.rawValue): \(e.message)")
             }
             guard principal.role == .dpo || principal.role == .auditor else {
-                try await vault.recordConsole(.consoleLogin, principal: principal, allowed: false, code: .forbidden, requestID: context.requestID)
+                try await refused(principal, .forbidden)
                 return try loginPage(v, status: .forbidden, message: v.lang.t("login.role"))
             }
             try await vault.recordConsole(.consoleLogin, principal: principal, allowed: true, requestID: context.requestID)

@@ -16,6 +16,11 @@ final class ConsoleSessions: @unchecked Sendable {
     private let lock = NSLock()
     private var sessions: [String: Session] = [:]
     private var attempts: [String: [Date]] = [:]
+    private var auditedRefusals: (minute: Int64, count: Int, suppressed: Int) = (0, 0, 0)
+
+    /// Refused sign-ins recorded in the audit log per minute and instance; past it they are counted,
+    /// and the next one recorded says how many were left out (the log cannot be flooded by strangers).
+    static let auditedRefusalsPerMinute = 60
 
     /// Login attempts allowed per client address per minute.
     static let loginsPerMinute = 10
@@ -53,6 +58,22 @@ final class ConsoleSessions: @unchecked Sendable {
     func close(_ id: String?) {
         guard let id else { return }
         _ = lock.withLock { sessions.removeValue(forKey: Self.digest(id)) }
+    }
+
+    /// Whether a refused sign-in goes to the audit log now, and how many were left out before it.
+    func auditRefusal(now: Date) -> (record: Bool, suppressed: Int) {
+        lock.withLock {
+            let minute = Int64(now.timeIntervalSince1970 / 60)
+            if auditedRefusals.minute != minute { auditedRefusals = (minute, 0, auditedRefusals.suppressed) }
+            guard auditedRefusals.count < Self.auditedRefusalsPerMinute else {
+                auditedRefusals.suppressed += 1
+                return (false, 0)
+            }
+            auditedRefusals.count += 1
+            let left = auditedRefusals.suppressed
+            auditedRefusals.suppressed = 0
+            return (true, left)
+        }
     }
 
     /// Counts a login attempt from `client`; false when it is over the minute's allowance.
