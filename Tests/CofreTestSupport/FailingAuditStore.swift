@@ -67,6 +67,10 @@ public final class FailingAuditStore: VaultStore, @unchecked Sendable {
     public func binding() async throws -> VaultBinding? { try await base.binding() }
     public func hasData() async throws -> Bool { try await base.hasData() }
     public func instances() async throws -> [InstanceHeartbeat] { try await base.instances() }
+    public func subjects(externalRefHash: String) async throws -> [String] { try await base.subjects(externalRefHash: externalRefHash) }
+    public func auditStats(since: Date, until: Date, bucketMillis: Int64) async throws -> [AuditStatRow] {
+        try await base.auditStats(since: since, until: until, bucketMillis: bucketMillis)
+    }
     public func pendingOutbox(atOrBefore: Date, limit: Int) async throws -> [OutboxEvent] { try await base.pendingOutbox(atOrBefore: atOrBefore, limit: limit) }
     public func revealRecipients(subject: String) async throws -> Set<RevealRecord> { try await base.revealRecipients(subject: subject) }
     public func deliveries(_ query: DeliveryQuery) async throws -> [DeliveryRecord] { try await base.deliveries(query) }
