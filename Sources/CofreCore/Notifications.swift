@@ -216,10 +216,10 @@ public struct DeliveryConfig: Sendable {
     public var retryFor: TimeInterval = 86400
     /// How long an instance holds a delivery it is trying; another instance may take it after that.
     public var lease: TimeInterval = 60
-    /// Deliveries tried at once by one instance.
-    public var concurrency = 8
+    /// Deliveries to one recipient tried at once by one instance, per round.
+    public var concurrency = 4
     public init(settle: TimeInterval = 2, retryBase: TimeInterval = 30, maxDelay: TimeInterval = 3600, retryFor: TimeInterval = 86400,
-                lease: TimeInterval = 60, concurrency: Int = 8) {
+                lease: TimeInterval = 60, concurrency: Int = 4) {
         self.settle = settle
         self.retryBase = retryBase
         self.maxDelay = maxDelay

@@ -351,7 +351,13 @@ public enum PolicyLoader {
                         switch wkey {
                         case "url":
                             let raw = try scalar(wvalue, path: wp)
-                            if let problem = Webhook.urlProblem(raw) { throw fail(path: wp, node: wvalue, "\(problem); found '\(raw)'") }
+                            if let problem = Webhook.urlProblem(raw) {
+                                // A URL with credentials is quoted without them.
+                                var shown = URLComponents(string: raw)
+                                shown?.user = nil
+                                shown?.password = nil
+                                throw fail(path: wp, node: wvalue, "\(problem); found '\(shown?.string ?? "an unreadable URL")'")
+                            }
                             url = raw
                         case "secret_env":
                             let raw = try scalar(wvalue, path: wp)

@@ -32,7 +32,8 @@ extension Vault {
             var buckets = (first...last).map { AuditStatsResponse.Bucket(start: Date(timeIntervalSince1970: Double($0 * width) / 1000)) }
             var totals = AuditStatsResponse.Bucket(start: since)
             func add(_ r: AuditStatRow, to b: inout AuditStatsResponse.Bucket) {
-                let purpose = r.purpose ?? "none"
+                // A purpose the policy does not know (a caller's typo, recorded by its keyed hash) is one key.
+                let purpose = r.purpose.map { policy.purposes[$0] == nil ? "unknown" : $0 } ?? "none"
                 var d = b.byPurpose[purpose] ?? .init()
                 if r.decision == .allow {
                     d.allow += r.count
@@ -113,7 +114,7 @@ extension Vault {
                              retainedFor: String?, retainedUntil: Date?)]
         public let consents: [PurposeConsents]
         public let contactAttempts: [ContactAttempt]
-        /// The subject's audit events, oldest first, at most `Vault.overviewHistory`.
+        /// The subject's newest audit events, newest first, at most `Vault.overviewHistory`.
         public let history: [AuditEvent]
         public let historyTruncated: Bool
         public let receipt: ErasureReceipt?
@@ -137,7 +138,7 @@ extension Vault {
                                        objectionBlocks: purpose.legalBasis.objectionBlocks, history: views.filter { $0.purpose == purpose.name })
             }
             let contacts = try await store.contactAttempts(subject: id, since: nil)
-            let history = try await store.auditEvents(AuditQuery(subject: id, limit: Self.overviewHistory + 1))
+            let history = try await store.auditEvents(AuditQuery(subject: id, limit: Self.overviewHistory + 1, newestFirst: true))
             let receipt = try await store.erasureReceipt(subject: id)
             try await store.appendAudit([draft(p, action: .subjectView, requestID: requestID, subject: id, decision: .allow)])
             return SubjectOverview(

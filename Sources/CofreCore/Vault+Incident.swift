@@ -48,6 +48,8 @@ public enum BusinessDays {
 
 extension Vault {
     static let incidentPage = 1000
+    /// How an incident scope names a read of a subject's consents (and their evidence).
+    public static let consentsScopeField = "(consents)"
 
     /// `GET /v1/incidents/scope` (dpo): checks the query, records it in the audit log (before anything
     /// is read, so a scan is never unrecorded) and pins the log's head. The subjects are then read with
@@ -135,6 +137,8 @@ extension Vault {
             first = min(first, d.time)
             last = max(last, d.time)
             for f in d.fields { fields[f, default: 0] += 1 }
+            // Reading a subject's consents shows their evidence: counted as a field of its own.
+            if d.action == AuditAction.consentRead.rawValue { fields[Vault.consentsScopeField, default: 0] += 1 }
             purposes[d.purpose ?? "none", default: 0] += 1
         }
     }

@@ -114,12 +114,17 @@ public final class NotificationDispatcher: Sendable {
         let events = try await vault.store.pendingOutbox(atOrBefore: now.addingTimeInterval(-config.settle), limit: 200)
         var done = 0
         for e in events {
-            let targets = try await recipients(of: e.subject).filter { vault.policy.services[$0]?.webhook != nil }.sorted()
-            let payload = WebhookEventPayload(type: e.type, subject: e.subject, fields: e.fields, purpose: e.purpose, at: e.at)
-            let body = String(decoding: try WireJSON.encoder.encode(payload), as: UTF8.self)
-            let deliveries = try targets.map { service in
-                DeliveryRecord(id: try Vault.newDeliveryID(), event: e.id, service: service, type: e.type, subject: e.subject, body: body,
-                               createdAt: now, nextAttemptAt: now, retryUntil: now.addingTimeInterval(config.retryFor))
+            // Each recipient hears only of what it received: the fields it was shown, and for a consent or
+            // an objection only if it received them under that purpose.
+            let received = try await recipients(of: e.subject, purpose: e.type == .consentRevoked || e.type == .objectionRecorded ? e.purpose : nil)
+            var deliveries: [DeliveryRecord] = []
+            for (service, fields) in received.sorted(by: { $0.key < $1.key }) where vault.policy.services[service]?.webhook != nil {
+                let told = e.fields.filter(fields.contains)
+                guard !told.isEmpty else { continue }
+                let payload = WebhookEventPayload(type: e.type, subject: e.subject, fields: told, purpose: e.purpose, at: e.at)
+                let body = String(decoding: try WireJSON.encoder.encode(payload), as: UTF8.self)
+                deliveries.append(DeliveryRecord(id: try Vault.newDeliveryID(), event: e.id, service: service, type: e.type, subject: e.subject,
+                                                 body: body, createdAt: now, nextAttemptAt: now, retryUntil: now.addingTimeInterval(config.retryFor)))
             }
             do {
                 _ = try await vault.store.commit(WriteBatch([.fanOut(event: e.id, deliveries)]))
@@ -135,31 +140,32 @@ public final class NotificationDispatcher: Sendable {
     /// The services that received a value of the subject: an allowed reveal of a field at a level that
     /// shows one (`plain` or `masked`). A reveal only `redacted` under the current policy said that the
     /// field exists, not what it holds; one under a purpose the policy no longer names counts, to be safe.
-    func recipients(of subject: String) async throws -> Set<String> {
-        var out: Set<String> = []
-        for r in try await vault.store.revealRecipients(subject: subject) where !out.contains(r.service) {
-            let level = r.purpose.flatMap { vault.policy.purposes[$0] }.map { purpose in r.fields.map { purpose.fields[$0] } }
-            let onlyRedacted = level.map { levels in !levels.isEmpty && levels.allSatisfy { $0 == .redacted } } ?? false
-            if !onlyRedacted { out.insert(r.service) }
+    /// Per recipient, the fields whose values it received (under `purpose`, when given).
+    func recipients(of subject: String, purpose: String? = nil) async throws -> [String: Set<String>] {
+        var out: [String: Set<String>] = [:]
+        for r in try await vault.store.revealRecipients(subject: subject) where purpose == nil || r.purpose == purpose {
+            let known = r.purpose.flatMap { vault.policy.purposes[$0] }
+            for field in r.fields where known?.fields[field] != .redacted {
+                out[r.service, default: []].insert(field)
+            }
         }
         return out
     }
 
-    /// Tries every due delivery, a few at a time.
+    /// Tries the due deliveries, at most `concurrency` per recipient in a round, all at once: each
+    /// attempt has a hard deadline, so a round lasts at most one deadline and a slow or dead receiver
+    /// holds back neither the others nor the next fan-out.
     func deliverDue() async throws -> Int {
-        let due = try await vault.store.deliveries(DeliveryQuery(status: .pending, dueAt: vault.now, limit: 200))
+        let due = try await vault.store.deliveries(DeliveryQuery(status: .pending, dueAt: vault.now, limit: 1000))
+        var perService: [String: Int] = [:]
+        let chosen = due.filter { d in
+            perService[d.service, default: 0] += 1
+            return perService[d.service]! <= max(config.concurrency, 1)
+        }.prefix(64)
         await withTaskGroup(of: Void.self) { group in
-            var running = 0
-            for d in due {
-                if running >= max(config.concurrency, 1) {
-                    await group.next()
-                    running -= 1
-                }
-                group.addTask { await self.attempt(d) }
-                running += 1
-            }
+            for d in chosen { group.addTask { await self.attempt(d) } }
         }
-        return due.count
+        return chosen.count
     }
 
     /// One attempt: take the lease, post, record the outcome and its audit event together.
@@ -214,7 +220,8 @@ public final class NotificationDispatcher: Sendable {
         a.target = d.service
         let record = DeliveryAttemptRecord(delivery: d.id, attempt: attempts, at: at, outcome: outcome, httpStatus: httpStatus, durationMs: ms)
         do {
-            _ = try await vault.store.commit(WriteBatch([.recordDeliveryAttempt(record, owner: owner, status: status, nextAttemptAt: next)], audit: [a]))
+            _ = try await vault.store.commit(WriteBatch([.recordDeliveryAttempt(record, owner: owner, status: status, nextAttemptAt: next,
+                                                                                retryUntil: d.retryUntil)], audit: [a]))
         } catch {
             // Not recorded: the lease runs out and the delivery is tried again (at least once).
             vault.logger.warning("a delivery attempt could not be recorded; it will be tried again",

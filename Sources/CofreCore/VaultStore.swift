@@ -61,7 +61,7 @@ public protocol VaultStore: Sendable {
     func deliveries(_ query: DeliveryQuery) async throws -> [DeliveryRecord]
     /// A delivery's attempt log, oldest first.
     func deliveryAttempts(delivery: String) async throws -> [DeliveryAttemptRecord]
-    /// The allowed `detokenize` and `lookup` events of `service` with `since <= time < until` and
+    /// The allowed `detokenize`, `lookup` and `consent.read` events of `service` with `since <= time < until` and
     /// `seq <= through`, ordered by subject then sequence, after the `(subject, seq)` cursor.
     func accessEvents(service: String, since: Date, until: Date, through: Int64, after: AccessCursor?, limit: Int) async throws -> [AuditEvent]
 
@@ -158,8 +158,10 @@ public enum WriteOp: Sendable {
     /// pending, has moved on, or another owner's lease has not expired at `now`.
     case leaseDelivery(id: String, attempts: Int, owner: String, until: Date, now: Date)
     /// Records an attempt by the lease's owner and the delivery's new state (releasing the lease);
-    /// `.conflict` when `owner` no longer holds it at `attempt.attempt - 1` attempts.
-    case recordDeliveryAttempt(DeliveryAttemptRecord, owner: String, status: DeliveryStatus, nextAttemptAt: Date)
+    /// `.conflict` when `owner` no longer holds it at `attempt.attempt - 1` attempts. A `failed` status
+    /// becomes `pending` (due at `nextAttemptAt`) when the retry period was extended after `retryUntil`
+    /// was read (the DPO re-drove it during the attempt).
+    case recordDeliveryAttempt(DeliveryAttemptRecord, owner: String, status: DeliveryStatus, nextAttemptAt: Date, retryUntil: Date)
     /// Makes a pending or failed delivery due at `at`, retried until `retryUntil`; `.notFound` when
     /// there is no such delivery, `.conflict` when it was delivered. A lease in force is kept, so an
     /// attempt in flight is neither doubled nor left unrecorded.
@@ -294,10 +296,13 @@ public struct AuditQuery: Sendable, Equatable {
     /// Only events up to this sequence number: pins a multi-page read to the log as it was at its start.
     public var through: Int64?
     public var limit: Int
+    /// The newest `limit` events, newest first (the console's latest alerts and accesses).
+    public var newestFirst = false
 
     public init(subject: String? = nil, service: String? = nil, purpose: String? = nil, action: String? = nil,
                 decision: AuditDraft.Decision? = nil, since: Date? = nil, until: Date? = nil, ref: String? = nil,
-                after: Int64? = nil, through: Int64? = nil, limit: Int = 100) {
+                after: Int64? = nil, through: Int64? = nil, limit: Int = 100, newestFirst: Bool = false) {
+        self.newestFirst = newestFirst
         self.subject = subject
         self.service = service
         self.purpose = purpose

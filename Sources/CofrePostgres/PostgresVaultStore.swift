@@ -312,10 +312,12 @@ public final class PostgresVaultStore: VaultStore {
                 WHERE id = \(id) AND status = 'pending' AND attempts = \(attempts) AND (lease_until IS NULL OR lease_until <= \(millis(now)))
                 RETURNING id
                 """, logger: log)) == 1 else { throw StoreError(.conflict) }
-        case .recordDeliveryAttempt(let a, let owner, let status, let next):
+        case .recordDeliveryAttempt(let a, let owner, let status, let next, let retryUntil):
             let delivered: Int64? = status == .delivered ? millis(a.at) : nil
             guard try await count(conn.run("""
-                UPDATE deliveries SET attempts = \(a.attempt), status = \(status.rawValue), next_attempt_at = \(millis(next)),
+                UPDATE deliveries SET attempts = \(a.attempt),
+                    status = CASE WHEN \(status.rawValue) = 'failed' AND retry_until > \(millis(retryUntil)) THEN 'pending' ELSE \(status.rawValue) END,
+                    next_attempt_at = \(millis(next)),
                     last_attempt_at = \(millis(a.at)), last_outcome = \(a.outcome), delivered_at = COALESCE(\(delivered), delivered_at),
                     lease_owner = NULL, lease_until = NULL
                 WHERE id = \(a.delivery) AND lease_owner = \(owner) AND attempts = \(a.attempt - 1)
@@ -531,9 +533,9 @@ public final class PostgresVaultStore: VaultStore {
             sql += " AND \(clause) $\(binds.count)"
         }
         /// Ordered by `seq`, at most `limit` rows.
-        mutating func query(limit: Int) -> PostgresQuery {
+        mutating func query(limit: Int, descending: Bool = false) -> PostgresQuery {
             binds.append(Int64(limit))
-            return PostgresQuery(unsafeSQL: sql + " ORDER BY seq LIMIT $\(binds.count)", binds: binds)
+            return PostgresQuery(unsafeSQL: sql + " ORDER BY seq\(descending ? " DESC" : "") LIMIT $\(binds.count)", binds: binds)
         }
     }
 
@@ -549,7 +551,7 @@ public final class PostgresVaultStore: VaultStore {
         f.add("time >=", q.since.map(PostgresDatabase.millis))
         f.add("time <", q.until.map(PostgresDatabase.millis))
         f.add("ref =", q.ref)
-        return try await events(client.run(f.query(limit: q.limit), logger: log))
+        return try await events(client.run(f.query(limit: q.limit, descending: q.newestFirst), logger: log))
     }
 
     public func auditPage(after: Int64, limit: Int) async throws -> [AuditEvent] {
@@ -704,7 +706,7 @@ public final class PostgresVaultStore: VaultStore {
         try await events(client.run("""
             SELECT \(unescaped: Self.auditColumns) FROM audit_events
             WHERE service = \(service) AND subject_id IS NOT NULL AND (subject_id, seq) > (\(after?.subject ?? ""), \(after?.seq ?? 0)) AND seq <= \(through)
-                AND action IN (\(AuditAction.detokenize.rawValue), \(AuditAction.lookup.rawValue)) AND decision = 'allow'
+                AND action IN (\(AuditAction.detokenize.rawValue), \(AuditAction.lookup.rawValue), \(AuditAction.consentRead.rawValue)) AND decision = 'allow'
                 AND time >= \(PostgresDatabase.millis(since)) AND time < \(PostgresDatabase.millis(until))
             ORDER BY subject_id, seq LIMIT \(limit)
             """, logger: log))

@@ -422,13 +422,15 @@ public final class SQLiteVaultStore: VaultStore {
                 WHERE id = ? AND status = 'pending' AND attempts = ? AND (lease_until IS NULL OR lease_until <= ?)
                 """, arguments: [owner, SQLiteDatabase.millis(until), id, attempts, SQLiteDatabase.millis(now)])
             guard db.changesCount == 1 else { throw StoreError(.conflict) }
-        case .recordDeliveryAttempt(let a, let owner, let status, let next):
+        case .recordDeliveryAttempt(let a, let owner, let status, let next, let retryUntil):
             try db.execute(sql: """
-                UPDATE deliveries SET attempts = ?, status = ?, next_attempt_at = ?, last_attempt_at = ?, last_outcome = ?,
+                UPDATE deliveries SET attempts = ?,
+                    status = CASE WHEN ? = 'failed' AND retry_until > ? THEN 'pending' ELSE ? END,
+                    next_attempt_at = ?, last_attempt_at = ?, last_outcome = ?,
                     delivered_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_at END, lease_owner = NULL, lease_until = NULL
                 WHERE id = ? AND lease_owner = ? AND attempts = ?
-                """, arguments: [a.attempt, status.rawValue, SQLiteDatabase.millis(next), SQLiteDatabase.millis(a.at), a.outcome,
-                                 status.rawValue, SQLiteDatabase.millis(a.at), a.delivery, owner, a.attempt - 1])
+                """, arguments: [a.attempt, status.rawValue, SQLiteDatabase.millis(retryUntil), status.rawValue, SQLiteDatabase.millis(next),
+                                 SQLiteDatabase.millis(a.at), a.outcome, status.rawValue, SQLiteDatabase.millis(a.at), a.delivery, owner, a.attempt - 1])
             guard db.changesCount == 1 else { throw StoreError(.conflict) }
             try db.execute(sql: "INSERT INTO delivery_attempts (delivery_id, attempt, at, outcome, http_status, duration_ms) VALUES (?, ?, ?, ?, ?, ?)",
                            arguments: [a.delivery, a.attempt, SQLiteDatabase.millis(a.at), a.outcome, a.httpStatus, a.durationMs])
@@ -598,8 +600,8 @@ public final class SQLiteVaultStore: VaultStore {
             args.append(value)
         }
         /// Ordered by `seq`, at most `limit` rows.
-        func query(limit: Int) -> (sql: String, arguments: StatementArguments) {
-            (select + (clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ")) + " ORDER BY seq LIMIT ?",
+        func query(limit: Int, descending: Bool = false) -> (sql: String, arguments: StatementArguments) {
+            (select + (clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ")) + " ORDER BY seq\(descending ? " DESC" : "") LIMIT ?",
              StatementArguments(args + [limit]))
         }
     }
@@ -616,7 +618,7 @@ public final class SQLiteVaultStore: VaultStore {
         f.add("time >= ?", q.since.map(SQLiteDatabase.millis))
         f.add("time < ?", q.until.map(SQLiteDatabase.millis))
         f.add("ref = ?", q.ref)
-        let (sql, arguments) = f.query(limit: q.limit)
+        let (sql, arguments) = f.query(limit: q.limit, descending: q.newestFirst)
         return try await pool.read { db in try Row.fetchAll(db, sql: sql, arguments: arguments).map(Self.event) }
     }
 
@@ -754,9 +756,10 @@ public final class SQLiteVaultStore: VaultStore {
             try Row.fetchAll(db, sql: """
                 SELECT * FROM audit_events
                 WHERE service = ? AND subject_id IS NOT NULL AND (subject_id, seq) > (?, ?) AND seq <= ?
-                    AND action IN (?, ?) AND decision = 'allow' AND time >= ? AND time < ?
+                    AND action IN (?, ?, ?) AND decision = 'allow' AND time >= ? AND time < ?
                 ORDER BY subject_id, seq LIMIT ?
                 """, arguments: [service, after?.subject ?? "", after?.seq ?? 0, through, AuditAction.detokenize.rawValue, AuditAction.lookup.rawValue,
+                                 AuditAction.consentRead.rawValue,
                                  SQLiteDatabase.millis(since), SQLiteDatabase.millis(until), limit]).map(Self.event)
         }
     }

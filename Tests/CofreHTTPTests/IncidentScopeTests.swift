@@ -108,6 +108,20 @@ struct IncidentScopeTests {
         }
     }
 
+    @Test("a service that read a subject's consents (and their evidence) has that subject in its scope")
+    func consentReadsCount() async throws {
+        let tv = try await TestVault.make()
+        let crm = try await tv.principal("crm").key, bot = try await tv.principal("whatsapp-bot").key, dpo = try await tv.principal("dpo").key
+        let since = tv.clock.now.addingTimeInterval(-1), until = tv.clock.now.addingTimeInterval(60)
+        try await withAPI(tv) { api in
+            let subject = try await api.createSubject(key: crm, ref: "c-1", ["name": "Ana"]).subject
+            #expect(try await api.call(.get, "/v1/subjects/\(subject)/consents", key: bot).status == .ok)
+            let scope = try await api.call(.get, Self.scopeURI(service: "whatsapp-bot", since: since, until: until), key: dpo).decode(IncidentScopeResponse.self)
+            #expect(scope.subjects.map(\.subject) == [subject] && scope.subjects.first?.fields == [Vault.consentsScopeField])
+            #expect(scope.byField == [Vault.consentsScopeField: .init(subjects: 1, accesses: 1)])
+        }
+    }
+
     @Test("only the DPO; bad input is 400 with a clear message")
     func refusals() async throws {
         let tv = try await TestVault.make()

@@ -43,6 +43,8 @@ public final class WebhookReceiver: @unchecked Sendable {
         case status(Int)
         /// Waits this long before answering 200 (longer than the sender's timeout: a timeout).
         case hang(seconds: Double)
+        /// Answers 200 at once, announcing a long body, then sends one byte every `every` seconds.
+        case drip(every: Double)
     }
 
     private let lock = NSLock()
@@ -71,6 +73,14 @@ public final class WebhookReceiver: @unchecked Sendable {
                 case .hang(let seconds):
                     try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
                     return Response(status: .ok)
+                case .drip(let every):
+                    return Response(status: .ok, headers: [.contentLength: "60000"], body: ResponseBody { writer in
+                        for _ in 0..<60000 {
+                            try await Task.sleep(for: .milliseconds(Int(every * 1000)))
+                            try await writer.write(ByteBuffer(string: "x"))
+                        }
+                        try await writer.finish(nil)
+                    })
                 }
             }
         }

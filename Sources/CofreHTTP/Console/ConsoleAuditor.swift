@@ -9,7 +9,7 @@ import NIOCore
 extension ConsoleRoutes {
     func registerAuditor(on routes: RouteRecorder) {
         routes.get("/console/audit/events") { request, context in
-            try await signedIn([.auditor], request, context) { v, s in
+            try await signedIn([.auditor], .auditRead, request, context) { v, s in
                 let q = v.query
                 var query = AuditQuery(subject: q["subject"].nonEmpty, service: q["service"].nonEmpty, purpose: q["purpose"].nonEmpty,
                                        action: q["action"].nonEmpty, ref: q["ref"].nonEmpty)
@@ -48,7 +48,7 @@ extension ConsoleRoutes {
             }
         }
         routes.get("/console/audit/charts") { request, context in
-            try await signedIn([.auditor], request, context) { v, s in
+            try await signedIn([.auditor], .auditStats, request, context) { v, s in
                 let t = v.lang
                 let bucket = v.query["bucket"].nonEmpty ?? "day"
                 let until = try v.query["until"].nonEmpty.map { try AuditAPI.date($0, "until") } ?? vault.now.addingTimeInterval(1)
@@ -92,7 +92,7 @@ extension ConsoleRoutes {
             }
         }
         routes.get("/console/audit/verify") { request, context in
-            try await signedIn([.auditor], request, context) { v, s in
+            try await signedIn([.auditor], .auditVerify, request, context) { v, s in
                 let t = v.lang
                 let r = try await vault.verifyAudit(s.principal, checkpoint: nil, requestID: context.requestID)
                 var body = try await bulkBanner(v, s, context)
@@ -109,7 +109,7 @@ extension ConsoleRoutes {
             }
         }
         routes.get("/console/audit/checkpoint.json") { request, context in
-            try await signedIn([.auditor], request, context) { _, s in
+            try await signedIn([.auditor], .auditCheckpoint, request, context) { _, s in
                 let c = try await vault.checkpoint(s.principal, requestID: context.requestID)
                 return download(try VaultAPI.json(c), filename: "cofre-checkpoint-\(c.seq).json")
             }
@@ -118,10 +118,11 @@ extension ConsoleRoutes {
 
     /// The newest `bulk_reveal` alerts, highlighted above the auditor's pages.
     func bulkBanner(_ v: Visit, _ s: ConsoleSessions.Session, _ context: CofreRequestContext) async throws -> String {
-        // The newest 20 of the last 7 days (the log reads oldest first).
+        // The newest 20 of the last 7 days.
         let alerts = try await vault.auditEvents(s.principal, query: AuditQuery(action: AuditAction.bulkReveal.rawValue,
-                                                                                since: vault.now.addingTimeInterval(-7 * 86400), limit: 1000),
-                                                 token: nil, requestID: context.requestID).events.suffix(20).reversed()
+                                                                                since: vault.now.addingTimeInterval(-7 * 86400), limit: 20,
+                                                                                newestFirst: true),
+                                                 token: nil, requestID: context.requestID).events
         guard !alerts.isEmpty else { return "<p class=\"quiet\" id=\"bulk-none\">\(HTML.esc(v.lang.t("bulk.none")))</p>" }
         var out = "<div class=\"warn\" id=\"bulk-alerts\"><h2>\(HTML.esc(v.lang.t("bulk")))</h2><ul>"
         for a in alerts {

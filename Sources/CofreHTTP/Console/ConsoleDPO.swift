@@ -11,10 +11,10 @@ extension ConsoleRoutes {
     func registerDPO(on routes: RouteRecorder) {
         // The search is a POST: a CPF or an e-mail typed here must not land in a URL (history, proxies' logs).
         routes.get("/console/subjects") { request, context in
-            try await signedIn([.dpo], request, context) { v, s in page(v, s, v.lang.t("subjects"), searchForm(v, s, by: "id", q: "")) }
+            try await signedIn([.dpo], .subjectFind, request, context) { v, s in page(v, s, v.lang.t("subjects"), searchForm(v, s, by: "id", q: "")) }
         }
         routes.post("/console/subjects") { request, context in
-            try await signedIn([.dpo], request, context) { v, s in
+            try await signedIn([.dpo], .subjectFind, request, context) { v, s in
                 let t = v.lang
                 let form = try await Self.form(request, context)
                 guard checkCSRF(form, s) else { return errorPage(v, s, status: .forbidden, message: t.t("csrf")) }
@@ -41,28 +41,28 @@ extension ConsoleRoutes {
             }
         }
         routes.get("/console/subjects/:subject") { request, context in
-            try await signedIn([.dpo], request, context) { v, s in
+            try await signedIn([.dpo], .subjectView, request, context) { v, s in
                 let id = try context.parameters.require("subject")
                 let o = try await vault.subjectOverview(s.principal, subject: id, requestID: context.requestID)
                 return page(v, s, "\(v.lang.t("subject")) \(id)", overview(o, v, s))
             }
         }
         routes.get("/console/subjects/:subject/export.json") { request, context in
-            try await signedIn([.dpo], request, context) { _, s in
+            try await signedIn([.dpo], .subjectExport, request, context) { _, s in
                 let id = try context.parameters.require("subject")
                 let export = try await vault.export(s.principal, subject: id, requestID: context.requestID)
                 return download(try RightsAPI.stream(export, vault: vault), filename: "cofre-export-\(id).json")
             }
         }
         routes.get("/console/subjects/:subject/receipt.json") { request, context in
-            try await signedIn([.dpo], request, context) { _, s in
+            try await signedIn([.dpo], .subjectExport, request, context) { _, s in
                 let id = try context.parameters.require("subject")
                 let receipt = try await vault.erasureReceipt(s.principal, subject: id, requestID: context.requestID)
                 return download(try VaultAPI.json(receipt), filename: "cofre-erasure-\(id).json")
             }
         }
         routes.post("/console/subjects/:subject/erase") { request, context in
-            try await signedIn([.dpo], request, context) { v, s in
+            try await signedIn([.dpo], .subjectErase, request, context) { v, s in
                 let id = try context.parameters.require("subject")
                 let form = try await Self.form(request, context)
                 guard checkCSRF(form, s) else { return errorPage(v, s, status: .forbidden, message: v.lang.t("csrf")) }
@@ -75,7 +75,7 @@ extension ConsoleRoutes {
             }
         }
         routes.get("/console/deliveries") { request, context in
-            try await signedIn([.dpo], request, context) { v, s in
+            try await signedIn([.dpo], .deliveryRead, request, context) { v, s in
                 let t = v.lang
                 let status = try v.query["status"].nonEmpty.map { raw -> DeliveryStatus in
                     guard let st = DeliveryStatus(rawValue: raw) else { throw VaultError.badRequest("'status' must be pending, failed or delivered") }
@@ -112,7 +112,7 @@ extension ConsoleRoutes {
             }
         }
         routes.post("/console/deliveries/:id/retry") { request, context in
-            try await signedIn([.dpo], request, context) { v, s in
+            try await signedIn([.dpo], .deliveryRetry, request, context) { v, s in
                 let id = try context.parameters.require("id")
                 let form = try await Self.form(request, context)
                 guard checkCSRF(form, s) else { return errorPage(v, s, status: .forbidden, message: v.lang.t("csrf")) }
@@ -121,7 +121,7 @@ extension ConsoleRoutes {
             }
         }
         routes.get("/console/incident") { request, context in
-            try await signedIn([.dpo], request, context) { v, s in
+            try await signedIn([.dpo], .incidentScope, request, context) { v, s in
                 let t = v.lang
                 var body = "<p>\(HTML.esc(t.t("incident.help")))</p><form method=\"get\" action=\"/console/incident/scope\" class=\"filters\" id=\"scope\">"
                 body += "<label>\(HTML.esc(t.t("service")))<select name=\"service\" id=\"i-service\">"
@@ -138,7 +138,7 @@ extension ConsoleRoutes {
             }
         }
         routes.get("/console/incident/scope") { request, context in
-            try await signedIn([.dpo], request, context) { v, s in
+            try await signedIn([.dpo], .incidentScope, request, context) { v, s in
                 let q = v.query
                 guard let service = q["service"].nonEmpty, let since = q["since"].nonEmpty, let until = q["until"].nonEmpty else {
                     throw VaultError.badRequest("'service', 'since' and 'until' are required")

@@ -179,7 +179,7 @@ struct Page {
             <script src="/console/static/console.js" defer></script>
             </head>
             <body>
-            <header><a class="brand" href="/console/">Cofre</a>\(nav)<a class="lang" id="lang" href="\(HTML.esc(path))?lang=\(other.rawValue)">\(HTML.esc(lang.t("lang")))</a></header>
+            <header><a class="brand" href="/console/">Cofre</a>\(nav)<a class="lang" id="lang" href="?lang=\(other.rawValue)">\(HTML.esc(lang.t("lang")))</a></header>
             <main>
             <h1>\(HTML.esc(title))</h1>
             \(body)

@@ -116,7 +116,7 @@ struct ConsoleRoutes: Sendable {
 
     /// Runs a page for a signed-in DPO or auditor: no session is a redirect to the sign-in page; a
     /// session of another role is 403; a vault error is an HTML page with the API's status and message.
-    func signedIn(_ roles: Set<Role>, _ request: Request, _ context: CofreRequestContext,
+    func signedIn(_ roles: Set<Role>, _ action: AuditAction, _ request: Request, _ context: CofreRequestContext,
                   _ body: @escaping @Sendable (Visit, ConsoleSessions.Session) async throws -> Response) async throws -> Response {
         let v = visit(request, context)
         guard let session = sessions.session(Self.cookies(request)[Self.sessionCookie], now: vault.now) else {
@@ -130,6 +130,8 @@ struct ConsoleRoutes: Sendable {
             return errorPage(v, nil, status: .unauthorized, message: v.lang.t("login.expired"))
         }
         guard roles.contains(session.principal.role) else {
+            // Refused and audited as the API refuses the same use case to this role.
+            try await vault.recordConsole(action, principal: session.principal, allowed: false, code: .forbidden, requestID: context.requestID)
             return errorPage(v, session, status: .forbidden, message: v.lang.t("role.wrong"))
         }
         do {
@@ -237,7 +239,7 @@ struct ConsoleRoutes: Sendable {
             return redirect(v, to: "/console/", cookies: [Self.cookie(Self.sessionCookie, id, v), Self.cookie(Self.loginCookie, "", v, maxAge: 0)])
         }
         routes.post("/console/logout") { request, context in
-            try await signedIn([.dpo, .auditor], request, context) { v, s in
+            try await signedIn([.dpo, .auditor], .consoleLogout, request, context) { v, s in
                 let form = try await Self.form(request, context)
                 guard checkCSRF(form, s) else { return errorPage(v, s, status: .forbidden, message: v.lang.t("csrf")) }
                 sessions.close(Self.cookies(request)[Self.sessionCookie])

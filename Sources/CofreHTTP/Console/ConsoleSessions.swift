@@ -9,10 +9,14 @@ final class ConsoleSessions: @unchecked Sendable {
     struct Session: Sendable {
         let principal: Principal
         let csrf: String
+        let opened: Date
         var lastSeen: Date
     }
 
     static let idle: TimeInterval = 30 * 60
+    /// However active, a session ends this long after sign-in.
+    static let lifetime: TimeInterval = 12 * 3600
+    private var lastPrune = Date.distantPast
     private let lock = NSLock()
     private var sessions: [String: Session] = [:]
     private var attempts: [String: [Date]] = [:]
@@ -30,7 +34,7 @@ final class ConsoleSessions: @unchecked Sendable {
     /// A new session for `principal`; returns its id (the cookie's value).
     func open(_ principal: Principal, now: Date) throws -> (id: String, session: Session) {
         let id = Identifiers.base32(try Random.bytes(32))
-        let session = Session(principal: principal, csrf: Identifiers.base32(try Random.bytes(32)), lastSeen: now)
+        let session = Session(principal: principal, csrf: Identifiers.base32(try Random.bytes(32)), opened: now, lastSeen: now)
         lock.withLock {
             // Expired sessions go as new ones come.
             sessions = sessions.filter { now.timeIntervalSince($0.value.lastSeen) <= Self.idle }
@@ -45,7 +49,7 @@ final class ConsoleSessions: @unchecked Sendable {
         let key = Self.digest(id)
         return lock.withLock {
             guard var s = sessions[key] else { return nil }
-            guard now.timeIntervalSince(s.lastSeen) <= Self.idle else {
+            guard now.timeIntervalSince(s.lastSeen) <= Self.idle, now.timeIntervalSince(s.opened) <= Self.lifetime else {
                 sessions[key] = nil
                 return nil
             }
@@ -80,7 +84,11 @@ final class ConsoleSessions: @unchecked Sendable {
     func allowLogin(from client: String, now: Date) -> Bool {
         lock.withLock {
             let recent = (attempts[client] ?? []).filter { now.timeIntervalSince($0) < 60 }
-            attempts = attempts.filter { $0.value.contains { now.timeIntervalSince($0) < 60 } }
+            // Forgotten clients go every 10 seconds, not on every attempt (the map stays small and cheap).
+            if now.timeIntervalSince(lastPrune) > 10 {
+                attempts = attempts.filter { $0.value.contains { now.timeIntervalSince($0) < 60 } }
+                lastPrune = now
+            }
             guard recent.count < Self.loginsPerMinute else {
                 attempts[client] = recent
                 return false
