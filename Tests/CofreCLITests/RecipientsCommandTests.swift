@@ -69,7 +69,13 @@ struct RecipientsCommandTests {
         defer { Task { await receiver.stop() } }
         server = try Server(directory: dir, env: env)
         try await server.waitReady()
-        let hits = try await receiver.waitForHits(1)
+        // Within the backoff the old process reached (well under a second at a 0.5 s base), or after
+        // the 60 s lease of an attempt the kill cut short.
+        let hits = try await receiver.waitForHits(1, seconds: 90)
+        if hits.isEmpty {
+            let show = try runCofre(["deliveries", "show", first.id], in: dir, env: ["COFRE_ADDR": "http://127.0.0.1:\(server.port)", "COFRE_TOKEN": dpo])
+            Issue.record("no delivery after the restart: \(show.stdout)\(show.stderr)\n\(server.log.suffix(3000))")
+        }
         let hit = try #require(hits.first)
         #expect(hit.path == "/bot" && hit.headers["webhook-id"] == first.id)
         #expect(try hit.verifies(secret: Self.botSecret))
