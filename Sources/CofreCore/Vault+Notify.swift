@@ -205,9 +205,9 @@ public final class NotificationDispatcher: Sendable {
         if delivered {
             status = .delivered
         } else if at >= d.retryUntil {
-            // A missing webhook (an instance on an older policy during a rollout) is retried like any failure.
             status = .failed
         } else {
+            // Any failure, a missing webhook included (an instance on an older policy during a rollout), is retried.
             status = .pending
             // The last try falls on the end of the retry period, never after it.
             next = min(at.addingTimeInterval(config.backoff(after: attempts, unit: Double.random(in: 0...1))), d.retryUntil)

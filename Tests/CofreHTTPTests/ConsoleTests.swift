@@ -270,12 +270,16 @@ struct ConsoleTests {
             _ = try await api.detokenize(key: crm, purpose: "collection-call", tokens)             // 5 allowed
             _ = try await api.detokenize(key: bot, purpose: "collection-whatsapp", tokens)         // 5 denied: consent_missing
             _ = try await api.detokenize(key: crm, purpose: "collection-call", ["tok_" + String(repeating: "a", count: 32)])  // 1 token_unknown
+            for typo in ["colection-call", "collection_call"] {  // 2 purpose_unknown, under one key however many names
+                #expect(try await api.detokenize(key: crm, purpose: typo, tokens).status == .notFound)
+            }
             let q = "since=\(WireJSON.formatDate(start.addingTimeInterval(-3600)))&until=\(WireJSON.formatDate(start.addingTimeInterval(3600)))"
             let stats = try await api.call(.get, "/v1/audit/stats?\(q)&bucket=hour", key: auditor).decode(AuditStatsResponse.self)
-            #expect(stats.totals.byPurpose == ["collection-call": .init(allow: 5, deny: 1), "collection-whatsapp": .init(allow: 0, deny: 5)])
-            #expect(stats.totals.byCode == ["consent_missing": 5, "token_unknown": 1])
+            #expect(stats.totals.byPurpose == ["collection-call": .init(allow: 5, deny: 1), "collection-whatsapp": .init(allow: 0, deny: 5),
+                                               "unknown": .init(allow: 0, deny: 2)])
+            #expect(stats.totals.byCode == ["consent_missing": 5, "token_unknown": 1, "purpose_unknown": 2])
             #expect(stats.totals.revealsByService == ["crm": 5])
-            #expect(stats.buckets.count == 3 && stats.buckets.map { $0.byPurpose.values.map { $0.allow + $0.deny }.reduce(0, +) }.reduce(0, +) == 11)
+            #expect(stats.buckets.count == 3 && stats.buckets.map { $0.byPurpose.values.map { $0.allow + $0.deny }.reduce(0, +) }.reduce(0, +) == 13)
             for (uri, status) in [("/v1/audit/stats?\(q)&bucket=minute", HTTPResponse.Status.badRequest),
                                   ("/v1/audit/stats?since=2020-01-01T00:00:00Z&until=2026-01-01T00:00:00Z&bucket=hour", .badRequest),
                                   ("/v1/audit/stats?bucket=hour", .badRequest)] {
@@ -286,8 +290,8 @@ struct ConsoleTests {
             let b = ConsoleBrowser(api)
             try await b.signIn(auditor)
             let charts = try await b.get("/console/audit/charts?\(q)&bucket=hour")
-            #expect(charts.text.contains("id=\"chart-purpose\" class=\"chart\" viewBox=\"0 0 760 220\" role=\"img\" data-total=\"11\""))
-            #expect(charts.text.contains("id=\"chart-code\" class=\"chart\" viewBox=\"0 0 760 220\" role=\"img\" data-total=\"6\""))
+            #expect(charts.text.contains("id=\"chart-purpose\" class=\"chart\" viewBox=\"0 0 760 220\" role=\"img\" data-total=\"13\""))
+            #expect(charts.text.contains("id=\"chart-code\" class=\"chart\" viewBox=\"0 0 760 220\" role=\"img\" data-total=\"8\""))
             #expect(charts.text.contains("data-key=\"crm\">5</text>"))
             #expect(charts.text.contains("<tr data-purpose=\"collection-call\"><td>collection-call</td><td class=\"allow\">5</td><td class=\"deny\">1</td></tr>"))
 
@@ -296,7 +300,7 @@ struct ConsoleTests {
             #expect(!denied.text.contains("data-decision=\"allow\""))
             let nextHref = try #require(denied.text.range(of: "id=\"next\" href=\"").map { String(denied.text[$0.upperBound...].prefix { $0 != "\"" }) })
             let second = try await b.get(nextHref.replacingOccurrences(of: "&amp;", with: "&"))
-            #expect(second.text.components(separatedBy: "data-decision=\"deny\"").count - 1 == 2)
+            #expect(second.text.components(separatedBy: "data-decision=\"deny\"").count - 1 == 4)
             #expect(try await b.get("/console/audit/events?decision=maybe").status == .badRequest)
             let verify = try await b.get("/console/audit/verify")
             #expect(verify.text.contains("data-ok=\"true\"") && verify.text.contains("id=\"bulk-none\""))
