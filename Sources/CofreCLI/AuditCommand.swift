@@ -33,13 +33,8 @@ struct AuditCommand: AsyncParsableCommand {
                 decision = parsed
             }
             guard (1...1000).contains(limit) else { throw CLIError("--limit must be 1 to 1000") }
-            func time(_ s: String?, _ name: String) throws -> Date? {
-                guard let s else { return nil }
-                guard let d = WireJSON.parseDate(s) else { throw CLIError("--\(name) must be an ISO 8601 time such as 2026-11-29T12:00:00Z") }
-                return d
-            }
             var query = AuditEventsQuery(subject: subject, service: service, purpose: purpose, action: action, decision: decision,
-                                         since: try time(since, "since"), until: try time(until, "until"), token: token,
+                                         since: try since.map { try isoTime($0, "since") }, until: try until.map { try isoTime($0, "until") }, token: token,
                                          after: after, through: through, limit: limit)
             var events: [AuditEventResponse] = []
             var next: String?

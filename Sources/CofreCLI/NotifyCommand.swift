@@ -121,22 +121,11 @@ struct IncidentCommand: AsyncParsableCommand {
             guard since < until else { throw CLIError("--since must be before --until") }
             let detected = try detectedAt.map { try isoTime($0, "detected-at") }
             let csv = format == "csv"
-            guard let out else {
-                try await VaultConnection.with(client) { vault in
-                    try await vault.streamIncidentScope(service: service, since: since, until: until, detectedAt: detected, csv: csv) {
-                        FileHandle.standardOutput.write($0)
-                    }
-                }
-                if !csv { print("") }
-                return
+            // Subject ids of an incident are sensitive: a file is readable by its owner only.
+            let toFile = try await PrivateFile.stream(to: out, force: force, client: client, endLine: !csv) { vault, sink in
+                try await vault.streamIncidentScope(service: service, since: since, until: until, detectedAt: detected, csv: csv, into: sink)
             }
-            // Subject ids of an incident are sensitive: only the owner may read the file.
-            try await PrivateFile.write(to: out, force: force) { handle in
-                try await VaultConnection.with(client) { vault in
-                    try await vault.streamIncidentScope(service: service, since: since, until: until, detectedAt: detected, csv: csv) { handle.write($0) }
-                }
-            }
-            FileHandle.standardError.write(Data("Wrote the incident scope to \(out) (mode 0600).\n".utf8))
+            if toFile, let out { FileHandle.standardError.write(Data("Wrote the incident scope to \(out) (mode 0600).\n".utf8)) }
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import CofreClient
 
 /// Writes files that hold personal data or keys (an export, a checkpoint) so that nobody else can
 /// read them and nothing planted can redirect them: the bytes go to a fresh temporary created with
@@ -39,6 +40,22 @@ enum PrivateFile {
         // The directory entry itself must survive a crash too.
         let dir = open((path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent, O_RDONLY | O_DIRECTORY)
         if dir >= 0 { _ = fsync(dir); close(dir) }
+    }
+
+    /// A streamed answer (an export, an incident scope) to standard output, or, with `out`, to a new
+    /// private file as `write` makes it. Returns whether it went to a file.
+    @discardableResult
+    static func stream(to out: String?, force: Bool, client: ClientOptions, endLine: Bool,
+                       _ fetch: (CofreClient, (Data) -> Void) async throws -> Void) async throws -> Bool {
+        guard let out else {
+            try await VaultConnection.with(client) { vault in try await fetch(vault) { FileHandle.standardOutput.write($0) } }
+            if endLine { print("") }
+            return false
+        }
+        try await write(to: out, force: force) { handle in
+            try await VaultConnection.with(client) { vault in try await fetch(vault) { handle.write($0) } }
+        }
+        return true
     }
 
     static func write(to path: String, force: Bool, contents: Data) async throws {

@@ -34,18 +34,11 @@ struct SubjectCommand: AsyncParsableCommand {
             guard ["full", "simple"].contains(format) else { throw CLIError("--format must be full or simple") }
             try checkSubject(subject)
             let simple = format == "simple"
-            guard let out else {
-                try await VaultConnection.with(client) { vault in
-                    try await vault.streamExport(subject: subject, simple: simple) { FileHandle.standardOutput.write($0) }
-                }
-                print("")
-                return
+            // A file holds personal data in clear: only its owner may read it, and nothing planted redirects it.
+            let toFile = try await PrivateFile.stream(to: out, force: force, client: client, endLine: true) { vault, sink in
+                try await vault.streamExport(subject: subject, simple: simple, into: sink)
             }
-            // The file holds personal data in clear: only its owner may read it, and nothing planted redirects it.
-            try await PrivateFile.write(to: out, force: force) { handle in
-                try await VaultConnection.with(client) { vault in try await vault.streamExport(subject: subject, simple: simple) { handle.write($0) } }
-            }
-            FileHandle.standardError.write(Data("Exported \(subject) to \(out) (mode 0600: it contains personal data).\n".utf8))
+            if toFile, let out { FileHandle.standardError.write(Data("Exported \(subject) to \(out) (mode 0600: it contains personal data).\n".utf8)) }
         }
     }
 

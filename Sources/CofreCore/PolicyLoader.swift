@@ -352,10 +352,11 @@ public enum PolicyLoader {
                         case "url":
                             let raw = try scalar(wvalue, path: wp)
                             if let problem = Webhook.urlProblem(raw) {
-                                // A URL with credentials is quoted without them.
+                                // Quoted without credentials or query: a receiver's token may ride in either.
                                 var shown = URLComponents(string: raw)
                                 shown?.user = nil
                                 shown?.password = nil
+                                shown?.query = nil
                                 throw fail(path: wp, node: wvalue, "\(problem); found '\(shown?.string ?? "an unreadable URL")'")
                             }
                             url = raw

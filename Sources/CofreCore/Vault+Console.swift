@@ -8,10 +8,7 @@ extension Vault {
 
     /// `GET /v1/audit/stats` (auditor): reveal decisions per bucket, by purpose, denial code and service.
     public func auditStats(_ p: Principal, since: Date, until: Date, bucket: String, requestID: String?) async throws(VaultError) -> AuditStatsResponse {
-        guard p.role == .auditor else {
-            throw await refuse(VaultError(.forbidden, .forbidden, "only auditors read the audit log"),
-                               audit: draft(p, action: .auditStats, requestID: requestID, decision: .deny, code: ErrorCode.forbidden.rawValue))
-        }
+        try await requireAuditor(p, action: .auditStats, requestID: requestID)
         let width: Int64
         switch bucket {
         case "hour": width = 3_600_000
@@ -67,10 +64,7 @@ extension Vault {
     /// The DPO finds subjects by id, external reference or a searchable value. The search is audited
     /// with what was searched by (`target`) and the value only as a keyed reference.
     public func findSubjects(_ p: Principal, _ search: SubjectSearch, requestID: String?) async throws(VaultError) -> [String] {
-        guard p.role == .dpo else {
-            throw await refuse(VaultError(.forbidden, .forbidden, "only the DPO may do this"),
-                               audit: draft(p, action: .subjectFind, requestID: requestID, decision: .deny, code: ErrorCode.forbidden.rawValue))
-        }
+        try await requireDPO(p, action: .subjectFind, requestID: requestID)
         var a = draft(p, action: .subjectFind, requestID: requestID, decision: .allow)
         let found: [String]
         do {

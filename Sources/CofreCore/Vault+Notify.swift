@@ -14,13 +14,6 @@ extension Vault {
         return .insertOutbox(OutboxEvent(id: id, type: type, subject: subject, fields: fields.sorted(), purpose: purpose, at: at))
     }
 
-    func requireDPO(_ p: Principal, action: AuditAction, requestID: String?, ref: String? = nil) async throws(VaultError) {
-        guard p.role == .dpo else {
-            throw await refuse(VaultError(.forbidden, .forbidden, "only the DPO may do this"),
-                               audit: draft(p, action: action, requestID: requestID, decision: .deny, code: ErrorCode.forbidden.rawValue, ref: ref))
-        }
-    }
-
     /// `GET /v1/deliveries` (dpo): deliveries matching the filters, oldest first; audited.
     public func deliveries(_ p: Principal, query: DeliveryQuery, requestID: String?) async throws(VaultError) -> [DeliveryRecord] {
         try await requireDPO(p, action: .deliveryRead, requestID: requestID)

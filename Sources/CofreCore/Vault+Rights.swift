@@ -41,10 +41,11 @@ public struct SubjectExport: Sendable {
 extension Vault {
     static let exportPage = 1000
 
-    func requireDPO(_ p: Principal, action: AuditAction, subject: String, requestID: String?) async throws(VaultError) {
+    func requireDPO(_ p: Principal, action: AuditAction, subject: String? = nil, requestID: String?, ref: String? = nil) async throws(VaultError) {
         guard p.role == .dpo else {
             throw await refuse(VaultError(.forbidden, .forbidden, "only the DPO may do this"),
-                               audit: draft(p, action: action, requestID: requestID, subject: subject, decision: .deny, code: ErrorCode.forbidden.rawValue))
+                               audit: draft(p, action: action, requestID: requestID, subject: subject, decision: .deny,
+                                            code: ErrorCode.forbidden.rawValue, ref: ref))
         }
     }
 

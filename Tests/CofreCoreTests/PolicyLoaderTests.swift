@@ -112,6 +112,17 @@ struct PolicyLoaderTests {
         #expect(text.contains(bad.expected), "\(text)")
     }
 
+    @Test("a refused webhook URL is quoted without its credentials or query")
+    func webhookURLNotEchoed() throws {
+        for url in ["http://user:pa55word@crm.internal/hook?token=s3cr3t", "ftp://user:pa55word@crm/hook?token=s3cr3t"] {
+            let yaml = Self.base.replacingOccurrences(of: "{ role: service, purposes: [p1] }",
+                                                      with: "{ role: service, purposes: [p1], webhook: { url: \"\(url)\", secret_env: S } }")
+            let error = try #require(throws: PolicyError.self) { try PolicyLoader.parse(yaml, file: "policy.yaml") }
+            #expect(error.description.contains("services.s1.webhook.url"))
+            #expect(!error.description.contains("pa55word") && !error.description.contains("s3cr3t"), "\(error)")
+        }
+    }
+
     @Test("errors carry the line number")
     func lineNumbers() throws {
         let yaml = Self.base.replacingOccurrences(of: "legal_basis: contract", with: "legal_basis: vibes")

@@ -250,6 +250,31 @@ struct NotificationTests {
         }
     }
 
+    @Test("a DPO re-drive that races a failing attempt past the retry period wins: the delivery stays pending, and is then delivered")
+    func redriveRacesAnAttempt() async throws {
+        let s = try await Self.setup()
+        defer { Task { await s.receiver.stop() } }
+        s.receiver.script([.status(503), .slow(seconds: 0.8, status: 503)], then: .status(200))
+        try await withAPI(s.tv) { api in
+            let (subject, _) = try await Self.revealedSubject(api, s, ref: "race-1")
+            #expect(try await api.putFields(key: s.crm, subject: subject, ["name": "Outra"]).status == .ok)
+            try await Self.deliver(s)  // 503
+            s.tv.clock.advance(seconds: 86400 + 60)  // past the retry period: the next failure would be final
+            let round = Task { try await s.dispatcher.runOnce() }
+            _ = try await s.receiver.waitForHits(2)  // the attempt is in flight (the receiver takes 0.8 s, inside the 1 s timeout)
+            let id = try #require(s.receiver.hits.first?.headers["webhook-id"])
+            let retried = try await api.call(.post, "/v1/deliveries/\(id)/retry", key: s.dpo).decode(DeliveryResponse.self)
+            #expect(retried.status == .pending)
+            try await round.value
+            let d = try await api.call(.get, "/v1/deliveries/\(id)", key: s.dpo).decode(DeliveryResponse.self)
+            #expect(d.status == .pending, "the attempt's failure does not undo the re-drive")
+            #expect(d.attemptLog?.map(\.outcome) == ["http_503", "http_503"])
+            try await s.dispatcher.runOnce()
+            let after = try await api.call(.get, "/v1/deliveries/\(id)", key: s.dpo).decode(DeliveryResponse.self)
+            #expect(after.status == .delivered && s.receiver.hits.count == 3)
+        }
+    }
+
     @Test("two instances' dispatchers racing: every notification is fanned out once and every delivery sent once")
     func oneDeliveryAcrossInstances() async throws {
         let s = try await Self.setup()

@@ -43,6 +43,8 @@ public final class WebhookReceiver: @unchecked Sendable {
         case status(Int)
         /// Waits this long before answering 200 (longer than the sender's timeout: a timeout).
         case hang(seconds: Double)
+        /// Waits this long, then answers `status` (an attempt that is still in flight for a while).
+        case slow(seconds: Double, status: Int)
         /// Answers 200 at once, announcing a long body, then sends one byte every `every` seconds.
         case drip(every: Double)
     }
@@ -73,6 +75,9 @@ public final class WebhookReceiver: @unchecked Sendable {
                 case .hang(let seconds):
                     try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
                     return Response(status: .ok)
+                case .slow(let seconds, let status):
+                    try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
+                    return Response(status: .init(code: status))
                 case .drip(let every):
                     return Response(status: .ok, headers: [.contentLength: "60000"], body: ResponseBody { writer in
                         for _ in 0..<60000 {
