@@ -47,6 +47,10 @@ struct DeliveriesCommand: AsyncParsableCommand {
                 print(try VaultConnection.json(DeliveriesResponse(deliveries: found, next: next)))
                 return
             }
+            if found.isEmpty {
+                print("No deliveries\(parsed.map { " \($0.rawValue)" } ?? "").")
+                return
+            }
             print(pad("ID", 32) + pad("TYPE", 20) + pad("SUBJECT", 31) + pad("SERVICE", 16) + pad("STATUS", 11) + pad("TRIES", 6) + "LAST / NEXT")
             for d in found {
                 let when = d.status == .pending ? d.nextAttemptAt.map { "next " + WireJSON.formatDate($0) } : d.lastAttemptAt.map(WireJSON.formatDate)

@@ -147,6 +147,8 @@ struct RecipientsCommandTests {
         #expect(scope.byField == ["phone": .init(subjects: 2, accesses: 2)] && scope.notifyByDate == "2026-12-30")
         #expect(!json.stdout.contains("Pessoa") && !json.stdout.contains("+55"))
 
+        let none = try runCofre(["deliveries", "list", "--status", "failed"], in: dir, env: env)
+        #expect(none.status == 0 && none.stdout == "No deliveries failed.\n", "\(none.stdout)\(none.stderr)")
         let csv = try runCofre(["incident", "scope"] + window + ["--format", "csv", "--out", "scope.csv"], in: dir, env: env)
         #expect(csv.status == 0, "\(csv.stderr)")
         let attrs = try FileManager.default.attributesOfItem(atPath: dir + "/scope.csv")
