@@ -254,14 +254,17 @@ struct NotificationTests {
     func redriveRacesAnAttempt() async throws {
         let s = try await Self.setup()
         defer { Task { await s.receiver.stop() } }
-        s.receiver.script([.status(503), .slow(seconds: 0.8, status: 503)], then: .status(200))
+        s.receiver.script([.status(503), .slow(seconds: 3, status: 503)], then: .status(200))
+        // A dispatcher whose attempts may take 10 s: the slow answer is a 503, never a timeout, however loaded the machine.
+        let patient = NotificationDispatcher(vault: s.tv.vault, transport: WebhookHTTPTransport(timeout: .seconds(10)),
+                                             secrets: try WebhookSecrets.resolve(s.tv.vault.policy, environment: Self.environment()))
         try await withAPI(s.tv) { api in
             let (subject, _) = try await Self.revealedSubject(api, s, ref: "race-1")
             #expect(try await api.putFields(key: s.crm, subject: subject, ["name": "Outra"]).status == .ok)
             try await Self.deliver(s)  // 503
             s.tv.clock.advance(seconds: 86400 + 60)  // past the retry period: the next failure would be final
-            let round = Task { try await s.dispatcher.runOnce() }
-            _ = try await s.receiver.waitForHits(2)  // the attempt is in flight (the receiver takes 0.8 s, inside the 1 s timeout)
+            let round = Task { try await patient.runOnce() }
+            _ = try await s.receiver.waitForHits(2)  // the attempt is in flight (the receiver takes 3 s)
             let id = try #require(s.receiver.hits.first?.headers["webhook-id"])
             let retried = try await api.call(.post, "/v1/deliveries/\(id)/retry", key: s.dpo).decode(DeliveryResponse.self)
             #expect(retried.status == .pending)
